@@ -1,0 +1,153 @@
+"""The project's own checkpoint format: a folder with ``config.json`` + ``model.safetensors``.
+
+Why a format of our own: TransformerLens's native models have no HuggingFace config class, so a
+checkpoint needs the ``TransformerBridgeConfig`` fields that rebuild the architecture, the weights,
+and (optionally) the tokenizer. Weights are safetensors, so loading never executes code.
+
+Layout::
+
+    my-model/
+      config.json        {"format": "interp-checks-native/1", "architecture": {...bridge config...},
+                          "tokenizer": "tokenizer.json" | null, "meta": {...free-form...}}
+      model.safetensors  the bridge's state_dict (TransformerLens parameter names)
+      tokenizer.json     optional, a `tokenizers` file
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FORMAT = "interp-checks-native/1"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+# The TransformerBridgeConfig fields a native checkpoint records. Everything else keeps its default.
+ARCHITECTURE_FIELDS = (
+    "d_model",
+    "d_head",
+    "n_layers",
+    "n_ctx",
+    "n_heads",
+    "d_mlp",
+    "d_vocab",
+    "attn_only",
+    "act_fn",
+    "normalization_type",
+    "positional_embedding_type",
+    "eps",
+    "default_prepend_bos",
+)
+
+
+class NativeFormatError(ValueError):
+    """A native checkpoint folder is missing a file or has a config we cannot read."""
+
+
+def architecture_of(bridge: Any) -> dict[str, Any]:
+    """The architecture fields of a native bridge's config, as JSON-ready values."""
+    cfg = bridge.cfg
+    return {name: getattr(cfg, name) for name in ARCHITECTURE_FIELDS if hasattr(cfg, name)}
+
+
+def save_native(
+    bridge: Any,
+    folder: str | Path,
+    *,
+    tokenizer_json: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``bridge`` (a TransformerBridge booted with ``boot_native``) as a native checkpoint."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in bridge.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    tokenizer_name = None
+    if tokenizer_json is not None:
+        tokenizer_name = "tokenizer.json"
+        source = Path(tokenizer_json)
+        if source.resolve() != (folder / tokenizer_name).resolve():
+            (folder / tokenizer_name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    config = {
+        "format": FORMAT,
+        "architecture": architecture_of(bridge),
+        "tokenizer": tokenizer_name,
+        "meta": meta or {},
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return folder
+
+
+def read_native_config(folder: str | Path) -> dict[str, Any]:
+    """Read and validate ``config.json`` of a native checkpoint, with errors that say what to fix."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NativeFormatError(f"native checkpoint folder not found: {folder}")
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file():
+        raise NativeFormatError(f"{config_path} is missing: a native checkpoint needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise NativeFormatError(f"{config_path} is not valid JSON: {error}") from error
+    if config.get("format") != FORMAT:
+        raise NativeFormatError(f"{config_path}: expected \"format\": \"{FORMAT}\", found {config.get('format')!r}")
+    if not isinstance(config.get("architecture"), dict):
+        raise NativeFormatError(f"{config_path}: \"architecture\" must be an object of TransformerBridgeConfig fields")
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise NativeFormatError(f"{folder / WEIGHTS_FILE} is missing")
+    return config
+
+
+def bridge_config(architecture: dict[str, Any], *, seed: int = 0) -> Any:
+    """A ``TransformerBridgeConfig`` for a native architecture (``seed`` sets the random init)."""
+    from transformer_lens.config import TransformerBridgeConfig
+
+    return TransformerBridgeConfig(**architecture, seed=seed)
+
+
+def boot_random(architecture: dict[str, Any], *, seed: int = 0, device: str | None = None, tokenizer: Any = None) -> Any:
+    """A native bridge with freshly initialised (random) weights, in eval mode."""
+    import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_native(bridge_config(architecture, seed=seed), tokenizer=tokenizer, device=device)
+    return bridge.eval()
+
+
+def load_tokenizer(path: Path) -> Any:
+    """A transformers fast tokenizer from a ``tokenizers`` JSON file (no network)."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
+    vocab = tokenizer.get_vocab()
+    for role, name in (("bos_token", "<|bos|>"), ("eos_token", "<|eos|>"), ("pad_token", "<|pad|>")):
+        if name in vocab:
+            setattr(tokenizer, role, name)
+    return tokenizer
+
+
+def load_native(folder: str | Path, *, device: str | None = None) -> Any:
+    """Load a native checkpoint as a TransformerBridge in eval mode. Never executes stored code."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = read_native_config(folder)
+    tokenizer = None
+    if config.get("tokenizer"):
+        tokenizer_path = folder / config["tokenizer"]
+        if not tokenizer_path.is_file():
+            raise NativeFormatError(f"{folder / CONFIG_FILE} names tokenizer {config['tokenizer']!r}, which is missing")
+        tokenizer = load_tokenizer(tokenizer_path)
+    bridge = boot_random(config["architecture"], seed=0, device=device, tokenizer=tokenizer)
+    state = load_file(str(folder / WEIGHTS_FILE), device=str(device or "cpu"))
+    missing, unexpected = bridge.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise NativeFormatError(
+            f"{folder / WEIGHTS_FILE} does not match its config: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    return bridge.eval()
