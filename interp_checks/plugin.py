@@ -1,1 +1,351 @@
-"""pytest plugin (being written)."""
+"""The pytest plugin (``pytest11`` entry point): options, ``*.claims.yaml`` collection, items, reports.
+
+Every pytest run in an environment with interp_checks installed imports this module, so it
+imports nothing heavy: torch, transformer_lens, scipy and the claim machinery load only when a
+claim file is collected or the ``interp`` fixture is used.
+
+How a run goes: each claim of a ``*.claims.yaml`` file is a ``ClaimItem`` (node id
+``path::claim-id``, so ``-k``, ``-m``, ``--lf``, ``-x`` and junit work as usual). The first claim
+item to run evaluates every selected claim item of the session at once, so claims on the same
+model and inputs share forward passes and their p-values are adjusted as one family; each item
+then reports its own verdict. Results travel on ``user_properties`` (so they survive xdist and
+land in junit XML), and the controller writes ``report.json`` and ``report.md`` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    from interp_checks.claims.schema import ClaimSpec
+    from interp_checks.engine import ClaimResult, Engine, Settings
+
+# Option names: the one place they are defined; tests and docs reuse these constants.
+OPT_MODEL = "--interp-model"
+OPT_DEVICE = "--interp-device"
+OPT_ALPHA = "--interp-alpha"
+OPT_ADJUST = "--interp-adjust"
+OPT_INCONCLUSIVE = "--interp-inconclusive"
+OPT_REPORT = "--interp-report"
+OPT_RESAMPLES = "--interp-resamples"
+OPT_BATCH_SIZE = "--interp-batch-size"
+
+CLAIM_FILE_SUFFIX = ".claims.yaml"
+RESULT_PROPERTY = "interp_claim"
+FILE_ERROR_ITEM = "file-error"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("interp", "interp_checks: statistical claims about transformer models")
+    group.addoption(
+        OPT_MODEL,
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="bind NAME (used as 'model: NAME' in claim files, or a whole spec such as zoo:attn-only-2l) "
+        "to SPEC (zoo:NAME, hf:PATH, gguf:PATH, native:PATH); repeatable. Default: no bindings.",
+    )
+    group.addoption(OPT_DEVICE, default="auto", help="torch device for models. Default: auto (cuda when available, else cpu).")
+    group.addoption(OPT_ALPHA, type=float, default=0.05, help="significance level of every verdict. Default: 0.05.")
+    group.addoption(
+        OPT_ADJUST,
+        choices=("holm", "bh", "none"),
+        default="holm",
+        help="multiplicity adjustment of p-values over the session's claims: holm (family-wise error), "
+        "bh (Benjamini-Hochberg false discovery rate) or none. Default: holm.",
+    )
+    group.addoption(
+        OPT_INCONCLUSIVE,
+        choices=("fail", "skip"),
+        default="fail",
+        help="what an inconclusive claim does to its test. Default: fail.",
+    )
+    group.addoption(
+        OPT_REPORT,
+        default="reports",
+        metavar="DIR",
+        help="folder for report.json and report.md; 'none' writes no report. Default: reports (relative to rootdir).",
+    )
+    group.addoption(OPT_RESAMPLES, type=int, default=9999, help="bootstrap resamples per interval. Default: 9999.")
+    group.addoption(OPT_BATCH_SIZE, type=int, default=64, help="sequences per forward pass. Default: 64.")
+
+
+@dataclass
+class SessionState:
+    """What one pytest session shares between its claim items: settings, engine, results."""
+
+    config: pytest.Config
+    engine: "Engine | None" = None
+    results: dict[str, "ClaimResult"] = field(default_factory=dict)
+    evaluated: bool = False
+    reported: list[dict[str, Any]] = field(default_factory=list)
+
+    def settings(self) -> "Settings":
+        from interp_checks.engine import Settings
+        from interp_checks.models.load import resolve_device
+        from interp_checks.models.spec import parse_binding
+
+        option = self.config.getoption
+        bindings = dict(parse_binding(text) for text in option(OPT_MODEL))
+        return Settings(
+            device=resolve_device(option(OPT_DEVICE)),
+            alpha=option(OPT_ALPHA),
+            adjust=option(OPT_ADJUST),
+            n_resamples=option(OPT_RESAMPLES),
+            batch_size=option(OPT_BATCH_SIZE),
+            bindings=bindings,
+        )
+
+    def get_engine(self) -> "Engine":
+        if self.engine is None:
+            from interp_checks.engine import Engine
+
+            self.engine = Engine(self.settings())
+        return self.engine
+
+    def evaluate_session_claims(self, session: pytest.Session) -> None:
+        """Evaluate all selected claim items together (shared passes, one multiplicity family)."""
+        if self.evaluated:
+            return
+        self.evaluated = True
+        items = [item for item in session.items if isinstance(item, ClaimItem)]
+        results = self.get_engine().evaluate([item.spec for item in items], family="session")
+        self.results = {item.nodeid: result for item, result in zip(items, results)}
+
+
+STATE = pytest.StashKey[SessionState]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    state = SessionState(config)
+    config.stash[STATE] = state
+    config.pluginmanager.register(ReportCollector(state), "interp_checks_reporter")
+    config.addinivalue_line("markers", "interp_claim: a claim from a *.claims.yaml file")
+
+
+def _validate_options(config: pytest.Config) -> None:
+    alpha = config.getoption(OPT_ALPHA)
+    if not 0 < alpha < 0.5:
+        raise pytest.UsageError(f"{OPT_ALPHA} must be between 0 and 0.5, got {alpha}")
+    if config.getoption(OPT_RESAMPLES) < 99:
+        raise pytest.UsageError(f"{OPT_RESAMPLES} must be at least 99")
+    if config.getoption(OPT_BATCH_SIZE) < 1:
+        raise pytest.UsageError(f"{OPT_BATCH_SIZE} must be at least 1")
+    for text in config.getoption(OPT_MODEL):
+        if "=" not in text:
+            raise pytest.UsageError(f"{OPT_MODEL} expects NAME=SPEC (e.g. candidate=hf:./ckpt), got {text!r}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _validate_options(session.config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "ClaimFile | None":
+    if file_path.name.endswith(CLAIM_FILE_SUFFIX):
+        return ClaimFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ClaimFile(pytest.File):
+    """A ``*.claims.yaml`` file: one item per claim, or one failing item if the file is unreadable."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from interp_checks.claims.schema import ClaimSpec, load_claim_file
+
+        parsed = load_claim_file(self.path)
+        if parsed.error is not None:
+            spec = ClaimSpec(FILE_ERROR_ITEM, self.path, 0, error=parsed.error)
+            yield ClaimItem.from_parent(self, name=FILE_ERROR_ITEM, spec=spec)
+            return
+        for spec in parsed.claims:
+            item = ClaimItem.from_parent(self, name=spec.id, spec=spec)
+            item.add_marker("interp_claim")
+            for mark in spec.marks:
+                item.add_marker(mark)
+            yield item
+
+
+class ClaimFailure(Exception):
+    """A claim's verdict is not what the claim file expects; carries the result for rendering."""
+
+    def __init__(self, result: "ClaimResult", verdict: str):
+        self.result = result
+        self.verdict = verdict
+        super().__init__(verdict)
+
+
+class ClaimItem(pytest.Item):
+    def __init__(self, *, spec: "ClaimSpec", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        state.evaluate_session_claims(self.session)
+        result = state.results[self.nodeid]
+        _finish(self, result, self.config)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ClaimFailure):
+            return render_failure(excinfo.value.result, excinfo.value.verdict)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"claim {self.spec.id}: {self.spec.statement or self.spec.check}"
+
+
+def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> None:
+    """Record a result on the item and turn its verdict into pass / fail / skip."""
+    from interp_checks.engine import passes
+
+    record = result.to_dict(nodeid=item.nodeid)
+    item.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
+    item.user_properties.append(("interp_outcome", result.outcome))
+    verdict = passes(result, inconclusive=config.getoption(OPT_INCONCLUSIVE))
+    if verdict == "skipped":
+        pytest.skip(f"inconclusive: {summary_line(result)}")
+    if verdict == "failed":
+        raise ClaimFailure(result, verdict)
+
+
+def summary_line(result: "ClaimResult") -> str:
+    parts = []
+    for exp in result.expectations:
+        ev = exp.evaluation
+        if ev is None:
+            continue
+        parts.append(f"{exp.statistic}={ev.estimate:.3f} CI[{ev.ci[0]:.3f}, {ev.ci[1]:.3f}] {exp.comparison} p_adj={exp.p_adjusted:.2g}")
+    return "; ".join(parts)
+
+
+def render_failure(result: "ClaimResult", verdict: str) -> str:
+    """A failing claim's message: the numbers, not a bare assert."""
+    spec = result.spec
+    if result.error:
+        return f"claim could not be evaluated\n  {result.error}"
+    want = "refuted" if spec.expected == "refuted" else "supported"
+    lines = [
+        f"claim {spec.id!r} ({spec.statement or spec.check}) on {result.model}: {result.outcome.upper()}, expected {want}",
+        f"  inputs {result.inputs}, n={result.n} sequences, seed {spec.seed}; alpha {result.alpha}, "
+        f"p adjusted by {result.adjust} over the {result.family} family",
+    ]
+    for exp in result.expectations:
+        ev = exp.evaluation
+        if ev is None:
+            continue
+        lines.append(
+            f"  {exp.statistic} {exp.comparison}: estimate {ev.estimate:.4f}, "
+            f"{ev.ci_level:.0%} CI [{ev.ci[0]:.4f}, {ev.ci[1]:.4f}], p={ev.p_value:.3g} (adj. {exp.p_adjusted:.3g}), "
+            f"p_refute={ev.p_value_refute:.3g} (adj. {exp.p_adjusted_refute:.3g}) -> {exp.outcome}"
+        )
+        if ev.effect_size is not None:
+            lines.append(f"      effect size {ev.effect_size:.3g} ({ev.effect_size_kind}); null mean {ev.null_estimate:.4f}")
+        if ev.note:
+            lines.append(f"      note: {ev.note}")
+    if result.outcome == "inconclusive":
+        lines.append("  inconclusive: the interval straddles the threshold; use more inputs (n) or pass --interp-inconclusive=skip")
+    return "\n".join(lines)
+
+
+class ReportCollector:
+    """Gathers result records from test reports and writes the reports at the end of the session.
+
+    Registered as a plugin object so it sees reports on the xdist controller as well as in a plain
+    run: records travel on ``user_properties``, which xdist serialises.
+    """
+
+    def __init__(self, state: SessionState):
+        self.state = state
+        self.paths: tuple[Path, Path] | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == RESULT_PROPERTY and report.when in ("call", "setup"):
+                record = json.loads(value)
+                if all(r["nodeid"] != record["nodeid"] for r in self.state.reported):
+                    self.state.reported.append(record)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        config = session.config
+        if hasattr(config, "workerinput") or not self.state.reported:
+            return
+        folder_option = str(config.getoption(OPT_REPORT))
+        if folder_option.lower() == "none":
+            return
+        from interp_checks.report import write_reports
+
+        folder = Path(folder_option)
+        if not folder.is_absolute():
+            folder = Path(config.rootpath) / folder
+        settings = {
+            "alpha": config.getoption(OPT_ALPHA),
+            "adjust": config.getoption(OPT_ADJUST),
+            "inconclusive": config.getoption(OPT_INCONCLUSIVE),
+            "resamples": config.getoption(OPT_RESAMPLES),
+            "device": config.getoption(OPT_DEVICE),
+            "bindings": config.getoption(OPT_MODEL),
+        }
+        self.paths = write_reports(self.state.reported, folder, settings=settings)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.state.reported:
+            return
+        counts: dict[str, int] = {}
+        for record in self.state.reported:
+            counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+        terminalreporter.section("interp_checks")
+        terminalreporter.write_line("claims: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
+        if self.paths:
+            terminalreporter.write_line(f"reports: {self.paths[0]} and {self.paths[1]}")
+
+
+class InterpFixture:
+    """The ``interp`` fixture: claims from Python, for what YAML cannot say.
+
+    ``interp.check(...)`` takes the same keys as a claim in a claim file, evaluates it now, records
+    it in the session report and fails the test with the numbers unless the verdict is the expected
+    one. ``interp.verify([...])`` evaluates several claims as one family (shared passes, p-values
+    adjusted together). Python claims form their own multiplicity family per call, because they run
+    after the YAML claims' family has been decided; the report's ``family`` field says so.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest):
+        self._request = request
+        self._state = request.config.stash[STATE]
+
+    def _spec(self, raw: dict[str, Any], index: int) -> "ClaimSpec":
+        from interp_checks.claims.schema import _parse_claim
+
+        path = Path(str(self._request.node.path))
+        defaults = {"model": raw.get("model", ""), "seed": raw.get("seed", 0), "inputs": raw.get("inputs") or {}}
+        return _parse_claim(path, index, raw, defaults)
+
+    def verify(self, claims: list[dict[str, Any]], *, raise_on_failure: bool = True) -> list["ClaimResult"]:
+        from interp_checks.engine import passes
+
+        specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
+        family = f"python:{self._request.node.nodeid}"
+        results = self._state.get_engine().evaluate(specs, family=family)
+        node = self._request.node
+        for result in results:
+            record = result.to_dict(nodeid=f"{node.nodeid}::{result.spec.id}")
+            node.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
+        if raise_on_failure:
+            failed = [r for r in results if passes(r, inconclusive=self._request.config.getoption(OPT_INCONCLUSIVE)) == "failed"]
+            if failed:
+                pytest.fail("\n\n".join(render_failure(r, "failed") for r in failed), pytrace=False)
+        return results
+
+    def check(self, **claim: Any) -> "ClaimResult":
+        return self.verify([claim])[0]
+
+
+@pytest.fixture
+def interp(request: pytest.FixtureRequest) -> InterpFixture:
+    """Evaluate claims from Python tests with the session's engine, models and report."""
+    return InterpFixture(request)

@@ -1,0 +1,129 @@
+"""The Check protocol and the registry of claim families.
+
+A check is the only place that knows what a claim family means. It declares
+
+* which claim keys it accepts (``params``), and validates them against the model's shape;
+* which activations it needs (TransformerLens hook names) and whether it needs logits, so the
+  engine can share one forward pass between claims and cache nothing else;
+* which statistics it produces, one value per input sequence (the unit of sampling);
+* the statistic of the statistical null, measured on a random-weights twin of the model.
+
+It never loads models, computes p-values or writes reports: those belong to ``models/``,
+``stats/`` and ``report/``. Adding a claim family is one new module that calls ``register``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_checks.inputs.generators import InputBatch
+
+
+class CheckError(ValueError):
+    """A claim asks something of a check that the check (or the model) cannot do.
+
+    The message says what is wrong and how to fix it; the schema layer adds the file and claim id.
+    """
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What a check may know about a model before running it."""
+
+    n_layers: int
+    n_heads: int
+    d_vocab: int
+    n_ctx: int
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The activations a prepared claim needs from one forward pass."""
+
+    hooks: frozenset[str]
+    logits: bool = False
+
+    @property
+    def last_layer(self) -> int | None:
+        """The deepest block any hook lives in (None when no block hook is needed)."""
+        layers = [int(name.split(".")[1]) for name in self.hooks if name.startswith("blocks.")]
+        return max(layers) if layers else None
+
+
+@dataclass
+class Prepared:
+    """A claim's parameters after validation against a model: what to measure and how to name it.
+
+    ``expectations`` maps each statistic the claim will be judged on (e.g. ``score[L1H0]``) to the
+    name of the statistic the user wrote in ``expect`` (e.g. ``score``) and, where the claim
+    inverts it, the comparison to use instead (``other heads < t`` for "exactly these heads").
+    """
+
+    needs: Needs
+    null_needs: Needs
+    statistics: list[str]
+    expectation_source: dict[str, str] = field(default_factory=dict)
+    negated: frozenset[str] = frozenset()
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+Activations = Mapping[str, "torch.Tensor"]
+
+
+class Check(Protocol):
+    """One claim family. Instances are stateless; per-claim state lives in ``Prepared``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    statistics: ClassVar[tuple[str, ...]]
+    params: ClassVar[tuple[str, ...]]
+
+    def prepare(self, params: Mapping[str, Any], shape: ModelShape, expect: Mapping[str, Any]) -> Prepared:
+        """Validate ``params`` against the model and say what to run. Raises CheckError."""
+
+    def measure(self, prepared: Prepared, activations: Activations, batch: "InputBatch") -> dict[str, np.ndarray]:
+        """Per-sequence values of every statistic in ``prepared.statistics`` (NaN where undefined)."""
+
+    def measure_null(self, prepared: Prepared, activations: Activations, batch: "InputBatch") -> np.ndarray:
+        """Per-sequence value of the null statistic on the random-weights twin."""
+
+    def null_description(self, prepared: Prepared) -> str:
+        """How the null is built, for the report (e.g. 'max over all heads, random-weights model')."""
+
+
+_REGISTRY: dict[str, Check] = {}
+
+
+def register(check: Check) -> Check:
+    """Make ``check`` available to claim files under ``check.name``."""
+    if check.name in _REGISTRY and type(_REGISTRY[check.name]) is not type(check):
+        raise ValueError(f"check {check.name!r} is registered twice")
+    _REGISTRY[check.name] = check
+    return check
+
+
+def _load_builtin_checks() -> None:
+    from interp_checks.checks import heads  # noqa: F401  (registers its checks)
+
+
+def get_check(name: str) -> Check:
+    """The registered check called ``name``, or a CheckError listing the names that exist."""
+    _load_builtin_checks()
+    if name not in _REGISTRY:
+        known = sorted(_REGISTRY)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise CheckError(f"unknown check {name!r}.{hint} Known checks: {', '.join(known)}")
+    return _REGISTRY[name]
+
+
+def available_checks() -> dict[str, Check]:
+    _load_builtin_checks()
+    return dict(_REGISTRY)

@@ -1,0 +1,210 @@
+"""Attention-head roles: induction, previous-token and duplicate-token heads.
+
+Measured statistic (``score``), per sequence and head: the head's attention on the keys the role
+names, averaged over the query positions where the role is defined. For an induction head on a
+repeated sequence that is, for each token of the repeat, the attention to the token after its
+first occurrence. Rows where the role names no key (the first half of a repeated random sequence,
+for an induction head) are left out of the average rather than counted as zero. That is the one
+difference from ``transformer_lens.head_detector.detect_head`` with its default "mul" measure,
+which divides by all rows; ``tests/integration/test_heads_vs_detect_head.py`` checks the two agree
+after that correction. The role masks are the same as ``detect_head``'s patterns.
+
+Null: the same statistic on a random-weights twin of the model, taking per sequence the maximum
+over every head of the model. Claims name heads a researcher found by looking at all of them, so
+the fair null for "this head scores high" is the best head of an untrained model, not one head.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float
+
+from interp_checks.checks.base import Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.inputs.generators import InputBatch
+
+HEAD_NAME = re.compile(r"^L(\d+)H(\d+)$")
+PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
+
+
+def parse_head(text: Any, shape: ModelShape) -> tuple[int, int]:
+    """``"L1H0"`` -> (1, 0), checked against the model's layers and heads."""
+    match = HEAD_NAME.match(str(text).strip())
+    if not match:
+        raise CheckError(f"head {text!r} is not of the form L<layer>H<head>, e.g. L1H0")
+    layer, head = int(match.group(1)), int(match.group(2))
+    if layer >= shape.n_layers or head >= shape.n_heads:
+        raise CheckError(
+            f"head {text} is outside the model, which has {shape.n_layers} layer(s) (L0..L{shape.n_layers - 1}) "
+            f"and {shape.n_heads} heads per layer (H0..H{shape.n_heads - 1})"
+        )
+    return layer, head
+
+
+def head_name(layer: int, head: int) -> str:
+    return f"L{layer}H{head}"
+
+
+# --- role masks: which keys each query should attend to -------------------------------------------
+
+
+def previous_token_mask(tokens: torch.Tensor) -> Bool[torch.Tensor, "batch q k"]:
+    """Each query attends to the position just before it."""
+    n, pos = tokens.shape
+    mask = torch.zeros(pos, pos, dtype=torch.bool, device=tokens.device)
+    mask[1:, :-1] = torch.eye(pos - 1, dtype=torch.bool, device=tokens.device)
+    return mask.expand(n, pos, pos)
+
+
+def duplicate_token_mask(tokens: torch.Tensor) -> Bool[torch.Tensor, "batch q k"]:
+    """Each query attends to earlier occurrences of its own token."""
+    same = tokens[:, :, None] == tokens[:, None, :]
+    return torch.tril(same, diagonal=-1)
+
+
+def induction_mask(tokens: torch.Tensor) -> Bool[torch.Tensor, "batch q k"]:
+    """Each query attends to the token after an earlier occurrence of its own token."""
+    duplicate = duplicate_token_mask(tokens)
+    shifted = torch.zeros_like(duplicate)
+    shifted[:, :, 1:] = duplicate[:, :, :-1]
+    return torch.tril(shifted)
+
+
+ROLE_MASKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "induction_head": induction_mask,
+    "previous_token_head": previous_token_mask,
+    "duplicate_token_head": duplicate_token_mask,
+}
+
+
+def role_scores(
+    pattern: Float[torch.Tensor, "batch head q k"], mask: Bool[torch.Tensor, "batch q k"]
+) -> Float[torch.Tensor, "batch head"]:
+    """Mean over defined query rows of the attention mass on the role's keys (NaN if no row is defined)."""
+    mass = (pattern * mask[:, None].to(pattern.dtype)).sum(-1)  # batch head q
+    defined = mask.any(-1).to(pattern.dtype)  # batch q
+    count = defined.sum(-1)  # batch
+    total = (mass * defined[:, None]).sum(-1)
+    return total / count[:, None]  # 0/0 -> NaN for sequences where the role is never defined
+
+
+def scores_by_layer(activations: Activations, layers: list[int], mask: torch.Tensor) -> dict[int, np.ndarray]:
+    """{layer: [batch, head] scores} for the given layers."""
+    out = {}
+    for layer in layers:
+        pattern = activations[PATTERN_HOOK.format(layer=layer)].float()
+        out[layer] = role_scores(pattern, mask.to(pattern.device)).cpu().numpy()
+    return out
+
+
+class HeadRoleCheck:
+    """One attention-head role. Claim keys: ``head``, ``heads``, ``layer`` or ``heads_with_role``.
+
+    * ``head: L1H0`` — statistic ``score`` of that head.
+    * ``heads: [L1H0, L1H3]`` — every listed head has the role: one expectation per head.
+    * ``layer: 0`` — statistics for every head of the layer, plus ``max_score``: per sequence the
+      largest score in the layer ("layer 0 has no induction heads": ``max_score: "< 0.2"``).
+    * ``heads_with_role: [L1H0, L1H3]`` — exactly these heads have the role: each listed head meets
+      ``expect`` and every other head of the model meets its negation. All must hold
+      (an intersection-union test, so no extra multiplicity correction inside the claim).
+    """
+
+    statistics: ClassVar[tuple[str, ...]] = ("score", "max_score")
+    params: ClassVar[tuple[str, ...]] = ("head", "heads", "layer", "heads_with_role")
+
+    def __init__(self, name: str, description: str):
+        self.name = name
+        self.description = description
+
+    def prepare(self, params: Mapping[str, Any], shape: ModelShape, expect: Mapping[str, Any]) -> Prepared:
+        given = [key for key in self.params if params.get(key) is not None]
+        if len(given) != 1:
+            raise CheckError(
+                f"{self.name} needs exactly one of head, heads, layer or heads_with_role"
+                + (f"; got {', '.join(given)}" if given else "")
+            )
+        key = given[0]
+        value = params[key]
+        if key == "layer":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < shape.n_layers:
+                raise CheckError(f"layer {value!r} is outside the model, which has layers 0..{shape.n_layers - 1}")
+            selected = [(value, h) for h in range(shape.n_heads)]
+        elif key == "head":
+            selected = [parse_head(value, shape)]
+        else:
+            if not isinstance(value, list) or not value:
+                raise CheckError(f"{key} must be a non-empty list of heads like [L1H0, L1H3]")
+            selected = [parse_head(item, shape) for item in value]
+            if len(set(selected)) != len(selected):
+                raise CheckError(f"{key} lists a head twice: {value}")
+        if "max_score" in expect and key == "head":
+            raise CheckError("max_score is for a group of heads (heads, layer); for one head use score")
+
+        statistics: list[str] = []
+        source: dict[str, str] = {}
+        negated: set[str] = set()
+        if "score" in expect:
+            for layer, head in selected:
+                stat = "score" if key == "head" else f"score[{head_name(layer, head)}]"
+                statistics.append(stat)
+                source[stat] = "score"
+            if key == "heads_with_role":
+                for layer in range(shape.n_layers):
+                    for head in range(shape.n_heads):
+                        if (layer, head) not in selected:
+                            stat = f"score[{head_name(layer, head)}] (not in role)"
+                            statistics.append(stat)
+                            source[stat] = "score"
+                            negated.add(stat)
+        if "max_score" in expect:
+            statistics.append("max_score")
+            source["max_score"] = "max_score"
+        all_heads = [(l, h) for l in range(shape.n_layers) for h in range(shape.n_heads)]
+        measured = all_heads if key == "heads_with_role" else selected
+        layers = sorted({layer for layer, _ in measured})
+        return Prepared(
+            needs=Needs(frozenset(PATTERN_HOOK.format(layer=l) for l in layers)),
+            null_needs=Needs(frozenset(PATTERN_HOOK.format(layer=l) for l in range(shape.n_layers))),
+            statistics=statistics,
+            expectation_source=source,
+            negated=frozenset(negated),
+            state={"selected": selected, "layers": layers, "key": key, "shape": shape},
+        )
+
+    def _mask(self, batch: InputBatch) -> torch.Tensor:
+        return ROLE_MASKS[self.name](torch.as_tensor(batch.tokens))
+
+    def measure(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> dict[str, np.ndarray]:
+        scores = scores_by_layer(activations, prepared.state["layers"], self._mask(batch))
+        out: dict[str, np.ndarray] = {}
+        for stat in prepared.statistics:
+            if stat == "score":
+                layer, head = prepared.state["selected"][0]
+                out[stat] = scores[layer][:, head]
+            elif stat.startswith("score["):
+                layer, head = parse_head(stat[len("score[") :].split("]")[0], prepared.state["shape"])
+                out[stat] = scores[layer][:, head]
+            elif stat == "max_score":
+                out[stat] = np.max(
+                    np.stack([scores[l][:, h] for l, h in prepared.state["selected"]], axis=1), axis=1
+                )
+        return out
+
+    def measure_null(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> np.ndarray:
+        shape: ModelShape = prepared.state["shape"]
+        scores = scores_by_layer(activations, list(range(shape.n_layers)), self._mask(batch))
+        return np.max(np.concatenate([scores[l] for l in range(shape.n_layers)], axis=1), axis=1)
+
+    def null_description(self, prepared: Prepared) -> str:
+        return "max over all heads of the same architecture with random weights, same inputs"
+
+
+for _name, _description in (
+    ("induction_head", "attention from each token to the token after its previous occurrence"),
+    ("previous_token_head", "attention from each token to the token before it"),
+    ("duplicate_token_head", "attention from each token to its previous occurrences"),
+):
+    register(HeadRoleCheck(_name, _description))

@@ -1,0 +1,196 @@
+"""Claim files -> validated ``ClaimSpec`` objects.
+
+The contract (users' files rely on it; extend it, don't break it)::
+
+    model: zoo:attn-only-2l            # default subject of the file's claims
+    seed: 0                            # default seed of the inputs
+    inputs: {kind: repeated_random_tokens, seq_len: 32, n: 64}   # optional default inputs
+    claims:
+      - id: L1H0-induction
+        statement: Head L1H0 is an induction head
+        check: induction_head
+        head: L1H0                     # check-specific keys; the check validates them
+        inputs: {kind: repeated_random_tokens, seq_len: 32, n: 64}
+        expect: {score: ">= 0.4"}
+        expected: supported            # or refuted: a deliberately false claim
+
+Everything that can be checked without a model is checked here, and every error names the file,
+the claim id and the fix. A bad claim becomes a ``ClaimSpec`` carrying its error, so the file's
+other claims still run. Check-specific keys are validated later by the check itself, which knows
+the model's shape. Imports nothing heavy: the plugin collects files with it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interp_checks.claims.expect import ExpectationSyntaxError, parse_expectation
+from interp_checks.stats import Comparison
+
+FILE_KEYS = ("model", "seed", "inputs", "claims", "description")
+CLAIM_KEYS = ("id", "statement", "check", "model", "inputs", "expect", "expected", "seed", "marks")
+EXPECTED_OUTCOMES = ("supported", "refuted")
+CLAIM_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class ClaimFileError(ValueError):
+    """A claim file, or one claim in it, is malformed. ``str()`` names the file and the claim."""
+
+    def __init__(self, path: Path | str, message: str, claim_id: str | None = None):
+        self.path = Path(path)
+        self.claim_id = claim_id
+        self.message = message
+        where = f"{self.path}" + (f", claim {claim_id!r}" if claim_id else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class ClaimSpec:
+    """One claim as written, plus the file defaults it inherited."""
+
+    id: str
+    path: Path
+    index: int
+    statement: str = ""
+    check: str = ""
+    model: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    expect: dict[str, Comparison] = field(default_factory=dict)
+    expect_text: dict[str, str] = field(default_factory=dict)
+    expected: str = "supported"
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    marks: list[str] = field(default_factory=list)
+    error: ClaimFileError | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative model paths resolve against the claim file's folder."""
+        return self.path.parent
+
+
+@dataclass
+class ClaimFile:
+    path: Path
+    claims: list[ClaimSpec]
+    error: ClaimFileError | None = None
+
+
+def _suggest(word: str, options: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ClaimFileError(path, f"cannot read the file: {error.strerror}") from error
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ClaimFileError(path, f"malformed YAML{where}: {problem}; fix the YAML syntax") from error
+
+
+def load_claim_file(path: Path | str) -> ClaimFile:
+    """Parse a ``*.claims.yaml`` file. File-level problems go in ``error``; claim-level in each claim."""
+    path = Path(path)
+    try:
+        data = _read_yaml(path)
+        if not isinstance(data, dict):
+            raise ClaimFileError(path, "a claim file is a mapping with a 'claims:' list (see README)")
+        unknown = sorted(set(data) - set(FILE_KEYS))
+        if unknown:
+            raise ClaimFileError(
+                path,
+                f"unknown top-level key {unknown[0]!r}.{_suggest(unknown[0], FILE_KEYS)} "
+                f"Top-level keys are: {', '.join(FILE_KEYS)}",
+            )
+        claims = data.get("claims")
+        if not isinstance(claims, list) or not claims:
+            raise ClaimFileError(path, "'claims:' must be a non-empty list of claims")
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ClaimFileError(path, f"seed must be an integer, got {seed!r}")
+        defaults = {"model": data.get("model", ""), "seed": seed, "inputs": data.get("inputs") or {}}
+    except ClaimFileError as error:
+        return ClaimFile(path, [], error)
+
+    specs = [_parse_claim(path, index, raw, defaults) for index, raw in enumerate(claims)]
+    _flag_duplicate_ids(specs)
+    return ClaimFile(path, specs)
+
+
+def _flag_duplicate_ids(specs: list[ClaimSpec]) -> None:
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.id in seen and spec.error is None:
+            spec.error = ClaimFileError(spec.path, "this id is used twice in the file; ids must be unique", spec.id)
+        seen.add(spec.id)
+
+
+def _parse_claim(path: Path, index: int, raw: Any, defaults: dict[str, Any]) -> ClaimSpec:
+    fallback_id = f"claim-{index}"
+    if not isinstance(raw, dict):
+        return ClaimSpec(fallback_id, path, index, error=ClaimFileError(path, f"claim #{index} must be a mapping, got {raw!r}", fallback_id))
+    claim_id = str(raw.get("id") or fallback_id)
+    spec = ClaimSpec(claim_id, path, index)
+    try:
+        _fill_claim(spec, raw, defaults)
+    except ClaimFileError as error:
+        spec.error = error
+    return spec
+
+
+def _fill_claim(spec: ClaimSpec, raw: dict[str, Any], defaults: dict[str, Any]) -> None:
+    def fail(message: str) -> ClaimFileError:
+        return ClaimFileError(spec.path, message, spec.id)
+
+    if "id" not in raw:
+        raise fail("every claim needs an 'id:' (letters, digits, '-', '_', '.')")
+    if not CLAIM_ID.match(spec.id):
+        raise fail("an id may contain only letters, digits, '-', '_' and '.' (it ends the pytest node id)")
+    check = raw.get("check")
+    if not isinstance(check, str) or not check:
+        raise fail("'check:' is missing; name a check such as induction_head")
+    spec.check = check
+    spec.statement = str(raw.get("statement", ""))
+    spec.model = str(raw.get("model") or defaults["model"] or "")
+    if not spec.model:
+        raise fail("no model: give 'model:' in the claim or at the top of the file (e.g. zoo:attn-only-2l)")
+    inputs = raw.get("inputs", defaults["inputs"])
+    if not isinstance(inputs, dict) or "kind" not in inputs:
+        raise fail("'inputs:' must be a mapping with a 'kind:', e.g. {kind: repeated_random_tokens, seq_len: 32, n: 64}")
+    spec.inputs = dict(inputs)
+    seed = raw.get("seed", defaults["seed"])
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise fail(f"seed must be an integer, got {seed!r}")
+    spec.seed = seed
+    expected = raw.get("expected", "supported")
+    if expected not in EXPECTED_OUTCOMES:
+        raise fail(f"expected must be 'supported' or 'refuted', got {expected!r}")
+    spec.expected = expected
+    marks = raw.get("marks", [])
+    if not isinstance(marks, list) or not all(isinstance(m, str) and m.isidentifier() for m in marks):
+        raise fail("marks must be a list of names, e.g. [slow, induction]")
+    spec.marks = marks
+
+    expect = raw.get("expect")
+    if not isinstance(expect, dict) or not expect:
+        raise fail("'expect:' must map a statistic to a comparison, e.g. {score: \">= 0.4\"}")
+    for statistic, text in expect.items():
+        try:
+            spec.expect[str(statistic)] = parse_expectation(text)
+        except ExpectationSyntaxError as error:
+            raise fail(f"expect.{statistic}: {error}") from None
+        spec.expect_text[str(statistic)] = str(text)
+    spec.params = {key: value for key, value in raw.items() if key not in CLAIM_KEYS}

@@ -1,0 +1,369 @@
+"""Plans claims into shared forward passes, measures, and turns measurements into verdicts.
+
+    ClaimSpec --prepare--> PreparedClaim --group by (model, inputs, seed)--> one forward pass per
+    group on the model and one on its random-weights twin, caching only the union of the hooks
+    the group's claims need and stopping as soon as the last of them has fired (no unembedding
+    unless a claim needs logits) --> per-sequence measurements --> stats.evaluate --> p-values
+    adjusted over the family --> stats.decide --> ClaimResult
+
+The engine knows no claim family: it talks to checks through ``checks.base.Check`` and to
+statistics through ``interp_checks.stats``. Every failure is caught per claim (or per group,
+when a shared forward pass fails) and becomes an ``error`` result naming the file and claim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from interp_checks.checks.base import Check, CheckError, ModelShape, Needs, Prepared, get_check
+from interp_checks.claims.expect import negate
+from interp_checks.claims.schema import ClaimFileError, ClaimSpec
+from interp_checks.inputs.generators import InputBatch, InputSpecError, Vocabulary, generate, input_key, normalise_input_spec
+from interp_checks.stats import Evaluation, Outcome, adjust_p_values, combine, decide, evaluate
+
+ERROR = "error"
+
+
+@dataclass
+class Settings:
+    """Run-wide settings; the pytest plugin fills them from ``--interp-*`` options."""
+
+    device: str = "cpu"
+    alpha: float = 0.05
+    adjust: str = "holm"
+    n_resamples: int = 9999
+    batch_size: int = 64
+    null_seed: int = 0
+    bindings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExpectationResult:
+    statistic: str
+    comparison: str
+    evaluation: Evaluation | None
+    p_adjusted: float = float("nan")
+    p_adjusted_refute: float = float("nan")
+    outcome: str = Outcome.INCONCLUSIVE.value
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.evaluation.to_dict() if self.evaluation else {}
+        return {
+            "statistic": self.statistic,
+            "comparison": self.comparison,
+            "estimate": ev.get("estimate"),
+            "ci": ev.get("ci"),
+            "ci_level": ev.get("ci_level"),
+            "ci_method": ev.get("ci_method"),
+            "test": ev.get("test"),
+            "p_value": ev.get("p_value"),
+            "p_adjusted": _finite_or_none(self.p_adjusted),
+            "p_value_refute": ev.get("p_value_refute"),
+            "p_adjusted_refute": _finite_or_none(self.p_adjusted_refute),
+            "effect_size": ev.get("effect_size"),
+            "effect_size_kind": ev.get("effect_size_kind"),
+            "null_estimate": ev.get("null_estimate"),
+            "n": ev.get("n"),
+            "note": ev.get("note"),
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class ClaimResult:
+    spec: ClaimSpec
+    outcome: str
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    error: str | None = None
+    model: str = ""
+    null: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    n: int | None = None
+    duration_s: float = 0.0
+    family: str = "session"
+    adjust: str = "holm"
+    alpha: float = 0.05
+
+    @property
+    def effect_size(self) -> tuple[float | None, str | None]:
+        """The claim's weakest expectation (smallest |effect|), since all of them must hold."""
+        candidates = [
+            (e.evaluation.effect_size, e.evaluation.effect_size_kind)
+            for e in self.expectations
+            if e.evaluation is not None and e.evaluation.effect_size is not None and np.isfinite(e.evaluation.effect_size)
+        ]
+        if not candidates:
+            return None, None
+        return min(candidates, key=lambda pair: abs(pair[0]))
+
+    def to_dict(self, nodeid: str = "") -> dict[str, Any]:
+        effect, kind = self.effect_size
+        return {
+            "id": self.spec.id,
+            "nodeid": nodeid,
+            "file": str(self.spec.path),
+            "statement": self.spec.statement,
+            "check": self.spec.check,
+            "model": self.model or self.spec.model,
+            "outcome": self.outcome,
+            "expected": self.spec.expected,
+            "effect_size": effect,
+            "effect_size_kind": kind,
+            "null": self.null,
+            "n": self.n,
+            "seed": self.spec.seed,
+            "inputs": self.inputs or self.spec.inputs,
+            "duration_s": round(self.duration_s, 4),
+            "family": self.family,
+            "adjust": self.adjust,
+            "alpha": self.alpha,
+            "error": self.error,
+            "expectations": [e.to_dict() for e in self.expectations],
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+@dataclass
+class PreparedClaim:
+    spec: ClaimSpec
+    check: Check
+    prepared: Prepared
+    model_key: str
+    model: Any
+    inputs: dict[str, Any]
+    group: tuple[str, str]
+    seconds: float = 0.0
+    measurements: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    null_measurements: list[np.ndarray] = field(default_factory=list)
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every needed activation is stored: the rest of the model is skipped."""
+
+
+def capture(bridge: Any, tokens: Any, needs: Needs) -> dict[str, Any]:
+    """Run ``bridge`` on ``tokens`` keeping only ``needs.hooks``; stop early unless logits are needed."""
+    import torch
+
+    store: dict[str, Any] = {}
+    wanted = set(needs.hooks)
+
+    def keep(tensor: Any, hook: Any) -> None:
+        store[hook.name] = tensor.detach()
+        if not needs.logits and wanted.issubset(store):
+            raise _StopForward
+
+    with torch.inference_mode():
+        try:
+            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, keep) for name in sorted(wanted)])
+            if needs.logits:
+                store["logits"] = logits
+        except _StopForward:
+            pass
+    missing = wanted - set(store)
+    if missing:
+        raise RuntimeError(f"the model never produced hook(s) {sorted(missing)}")
+    return store
+
+
+class Engine:
+    """Evaluates lists of claims. One engine per session keeps models loaded across calls."""
+
+    def __init__(self, settings: Settings, models: Any | None = None):
+        from interp_checks.models.cache import ModelCache
+
+        self.settings = settings
+        self.models = models if models is not None else ModelCache()
+
+    # -- preparing ---------------------------------------------------------------------------------
+
+    def prepare(self, spec: ClaimSpec) -> PreparedClaim:
+        """Resolve the model, validate the claim against the check and model. Raises ClaimFileError."""
+        from interp_checks.models.spec import ModelSpecError, parse_model_spec
+
+        start = time.perf_counter()
+
+        def fail(message: str) -> ClaimFileError:
+            return ClaimFileError(spec.path, message, spec.id)
+
+        try:
+            check = get_check(spec.check)
+        except CheckError as error:
+            raise fail(str(error)) from None
+        unknown_params = sorted(set(spec.params) - set(check.params))
+        if unknown_params:
+            from interp_checks.claims.schema import CLAIM_KEYS
+
+            raise fail(
+                f"unknown key {unknown_params[0]!r} for check {check.name}; it takes "
+                f"{', '.join(check.params)} besides {', '.join(CLAIM_KEYS)}"
+            )
+        unknown_stats = sorted(set(spec.expect) - set(check.statistics))
+        if unknown_stats:
+            raise fail(
+                f"check {check.name} does not produce statistic {unknown_stats[0]!r}; "
+                f"it produces {', '.join(check.statistics)}"
+            )
+        try:
+            inputs = normalise_input_spec(spec.inputs)
+        except InputSpecError as error:
+            raise fail(str(error)) from None
+        try:
+            model_spec = parse_model_spec(spec.model, base_dir=spec.base_dir, bindings=self.settings.bindings)
+            model = self.models.get(model_spec, self.settings.device)
+        except ModelSpecError as error:
+            raise fail(str(error)) from None
+        shape = ModelShape(model.n_layers, model.n_heads, model.d_vocab, model.n_ctx)
+        try:
+            prepared = check.prepare(spec.params, shape, spec.expect)
+        except CheckError as error:
+            raise fail(str(error)) from None
+        group = (str(model_spec), input_key(inputs, spec.seed))
+        return PreparedClaim(spec, check, prepared, str(model_spec), model, inputs, group, time.perf_counter() - start)
+
+    # -- measuring ---------------------------------------------------------------------------------
+
+    def _batch_for(self, claim: PreparedClaim) -> InputBatch:
+        model = claim.model
+        vocab = Vocabulary(model.d_vocab, model.n_ctx, model.bos_token_id, frozenset(model.special_token_ids))
+        return generate(claim.inputs, vocab, claim.spec.seed)
+
+    def _run_group(self, claims: list[PreparedClaim]) -> None:
+        """One forward pass (chunked) on the model and one on its twin for all claims of a group."""
+        import torch
+
+        start = time.perf_counter()
+        first = claims[0]
+        batch = self._batch_for(first)
+        needs = Needs(frozenset().union(*(c.prepared.needs.hooks for c in claims)), any(c.prepared.needs.logits for c in claims))
+        null_needs = Needs(
+            frozenset().union(*(c.prepared.null_needs.hooks for c in claims)),
+            any(c.prepared.null_needs.logits for c in claims),
+        )
+        twin = self.models.random_twin(first.model.spec, self.settings.device, self.settings.null_seed)
+        size = self.settings.batch_size
+        for begin in range(0, batch.n, size):
+            chunk = batch.rows(begin, begin + size)
+            tokens = torch.as_tensor(chunk.tokens, device=self.settings.device)
+            activations = capture(first.model.bridge, tokens, needs)
+            for claim in claims:
+                for stat, values in claim.check.measure(claim.prepared, activations, chunk).items():
+                    claim.measurements[stat].append(np.asarray(values, dtype=float))
+            del activations
+            null_activations = capture(twin.bridge, tokens, null_needs)
+            for claim in claims:
+                claim.null_measurements.append(
+                    np.asarray(claim.check.measure_null(claim.prepared, null_activations, chunk), dtype=float)
+                )
+            del null_activations
+        shared = (time.perf_counter() - start) / len(claims)
+        for claim in claims:
+            claim.seconds += shared
+
+    # -- judging -----------------------------------------------------------------------------------
+
+    def _evaluate_claim(self, claim: PreparedClaim) -> ClaimResult:
+        start = time.perf_counter()
+        spec = claim.spec
+        null = np.concatenate(claim.null_measurements)
+        results = []
+        sizes = []
+        for stat in claim.prepared.statistics:
+            values = np.concatenate(claim.measurements[stat])
+            source = claim.prepared.expectation_source.get(stat, stat)
+            comparison = spec.expect[source]
+            if stat in claim.prepared.negated:
+                comparison = negate(comparison)
+            defined = np.isfinite(values) & np.isfinite(null)
+            evaluation = evaluate(
+                values[defined],
+                comparison,
+                statistic=stat,
+                alpha=self.settings.alpha,
+                seed=spec.seed,
+                null_samples=null[defined],
+                null_kind="random-weights model",
+                n_resamples=self.settings.n_resamples,
+            )
+            sizes.append(int(defined.sum()))
+            results.append(ExpectationResult(stat, str(comparison), evaluation))
+        claim.seconds += time.perf_counter() - start
+        return ClaimResult(
+            spec,
+            Outcome.INCONCLUSIVE.value,
+            results,
+            model=claim.model_key,
+            null=claim.check.null_description(claim.prepared),
+            inputs=claim.inputs,
+            n=min(sizes) if sizes else 0,
+            duration_s=claim.seconds,
+        )
+
+    def _adjust_and_decide(self, results: list[ClaimResult]) -> None:
+        expectations = [e for r in results if r.outcome != ERROR for e in r.expectations if e.evaluation]
+        support = adjust_p_values([e.evaluation.p_value for e in expectations], self.settings.adjust)
+        refute = adjust_p_values([e.evaluation.p_value_refute for e in expectations], self.settings.adjust)
+        for expectation, p_support, p_refute in zip(expectations, support, refute):
+            expectation.p_adjusted = float(p_support)
+            expectation.p_adjusted_refute = float(p_refute)
+            expectation.outcome = decide(
+                expectation.evaluation, p_adjusted=float(p_support), p_adjusted_refute=float(p_refute), alpha=self.settings.alpha
+            ).value
+        for result in results:
+            if result.outcome != ERROR:
+                result.outcome = combine(Outcome(e.outcome) for e in result.expectations).value
+
+    def evaluate(self, specs: Iterable[ClaimSpec], *, family: str = "session") -> list[ClaimResult]:
+        """Evaluate claims together: shared forward passes, one multiplicity family. Never raises for bad claims."""
+        specs = list(specs)
+        results: dict[int, ClaimResult] = {}
+        prepared: list[tuple[int, PreparedClaim]] = []
+        for index, spec in enumerate(specs):
+            if spec.error is not None:
+                results[index] = ClaimResult(spec, ERROR, error=str(spec.error))
+                continue
+            try:
+                prepared.append((index, self.prepare(spec)))
+            except ClaimFileError as error:
+                results[index] = ClaimResult(spec, ERROR, error=str(error))
+
+        groups: dict[tuple[str, str], list[tuple[int, PreparedClaim]]] = defaultdict(list)
+        for index, claim in prepared:
+            groups[claim.group].append((index, claim))
+        for members in groups.values():
+            claims = [claim for _, claim in members]
+            try:
+                self._run_group(claims)
+            except (InputSpecError, RuntimeError, ValueError) as error:
+                for index, claim in members:
+                    message = f"{claim.spec.path}, claim {claim.spec.id!r}: running inputs {claim.inputs} on {claim.model_key} failed: {error}"
+                    results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.model_key)
+                continue
+            for index, claim in members:
+                try:
+                    results[index] = self._evaluate_claim(claim)
+                except ValueError as error:
+                    results[index] = ClaimResult(claim.spec, ERROR, error=f"{claim.spec.path}, claim {claim.spec.id!r}: {error}")
+
+        ordered = [results[i] for i in range(len(specs))]
+        for result in ordered:
+            result.family, result.adjust, result.alpha = family, self.settings.adjust, self.settings.alpha
+        self._adjust_and_decide(ordered)
+        return ordered
+
+
+def passes(result: ClaimResult, *, inconclusive: str = "fail") -> str:
+    """'passed', 'failed' or 'skipped' for a claim result, honouring ``expected: refuted``."""
+    if result.outcome == ERROR:
+        return "failed"
+    if result.outcome == Outcome.INCONCLUSIVE.value:
+        return "skipped" if inconclusive == "skip" else "failed"
+    return "passed" if result.outcome == result.spec.expected else "failed"
