@@ -1,0 +1,3 @@
+from interp_checks.cli import main
+
+raise SystemExit(main())
