@@ -1,10 +1,11 @@
 """Plans claims into shared forward passes, measures, and turns measurements into verdicts.
 
-    ClaimSpec --prepare--> PreparedClaim --group by (model, inputs, seed)--> one forward pass per
-    group on the model and one on its random-weights twin, caching only the union of the hooks
-    the group's claims need and stopping as soon as the last of them has fired (no unembedding
-    unless a claim needs logits) --> per-sequence measurements --> stats.evaluate --> p-values
-    adjusted over the family --> stats.decide --> ClaimResult
+    ClaimSpec --prepare--> PreparedClaim --group by (inputs, seed)--> per group, one chunked
+    forward pass per distinct model (a claim's subject and any other role, e.g. a baseline) and one
+    per random-weights twin, caching only the union of the hooks the group's claims need from that
+    model and stopping as soon as the last of them has fired (no unembedding unless a claim needs
+    logits) --> per-sequence measurements --> stats.evaluate --> p-values adjusted over the family
+    --> stats.decide --> ClaimResult
 
 The engine knows no claim family: it talks to checks through ``checks.base.Check`` and to
 statistics through ``interp_checks.stats``. Every failure is caught per claim (or per group,
@@ -20,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from interp_checks.checks.base import Check, CheckError, ModelShape, Needs, Prepared, get_check
+from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Needs, Prepared, get_check
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec
 from interp_checks.inputs.generators import InputBatch, InputSpecError, Vocabulary, generate, input_key, normalise_input_spec
@@ -136,13 +137,25 @@ class PreparedClaim:
     spec: ClaimSpec
     check: Check
     prepared: Prepared
-    model_key: str
-    model: Any
+    models: dict[str, Any]  # role -> LoadedModel
     inputs: dict[str, Any]
-    group: tuple[str, str]
+    input_key: str
     seconds: float = 0.0
     measurements: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     null_measurements: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def model_key(self) -> str:
+        return str(self.models[MODEL].spec)
+
+    def describe_models(self) -> str:
+        """'zoo:a' or 'zoo:a vs baseline zoo:b' for reports."""
+        extra = [f"{role} {loaded.spec}" for role, loaded in self.models.items() if role != MODEL]
+        return " vs ".join([self.model_key, *extra])
+
+
+def _merge(needs: list[Needs]) -> Needs:
+    return Needs(frozenset().union(*(n.hooks for n in needs)), any(n.logits for n in needs))
 
 
 class _StopForward(Exception):
@@ -198,13 +211,13 @@ class Engine:
             check = get_check(spec.check)
         except CheckError as error:
             raise fail(str(error)) from None
-        unknown_params = sorted(set(spec.params) - set(check.params))
+        unknown_params = sorted(set(spec.params) - set(check.params) - set(check.model_roles))
         if unknown_params:
             from interp_checks.claims.schema import CLAIM_KEYS
 
             raise fail(
                 f"unknown key {unknown_params[0]!r} for check {check.name}; it takes "
-                f"{', '.join(check.params)} besides {', '.join(CLAIM_KEYS)}"
+                f"{', '.join(check.model_roles + check.params)} besides {', '.join(CLAIM_KEYS)}"
             )
         unknown_stats = sorted(set(spec.expect) - set(check.statistics))
         if unknown_stats:
@@ -216,54 +229,79 @@ class Engine:
             inputs = normalise_input_spec(spec.inputs)
         except InputSpecError as error:
             raise fail(str(error)) from None
+        texts = {MODEL: spec.model}
+        for role in check.model_roles:
+            if spec.params.get(role) is None:
+                raise fail(f"check {check.name} needs '{role}:', a model spec such as zoo:attn-only-1l")
+            texts[role] = str(spec.params[role])
+        models = {}
+        for role, text in texts.items():
+            try:
+                model_spec = parse_model_spec(text, base_dir=spec.base_dir, bindings=self.settings.bindings)
+                models[role] = self.models.get(model_spec, self.settings.device)
+            except ModelSpecError as error:
+                prefix = "" if role == MODEL else f"{role}: "
+                raise fail(prefix + str(error)) from None
+        shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx) for role, m in models.items()}
+        params = {key: value for key, value in spec.params.items() if key not in check.model_roles}
         try:
-            model_spec = parse_model_spec(spec.model, base_dir=spec.base_dir, bindings=self.settings.bindings)
-            model = self.models.get(model_spec, self.settings.device)
-        except ModelSpecError as error:
-            raise fail(str(error)) from None
-        shape = ModelShape(model.n_layers, model.n_heads, model.d_vocab, model.n_ctx)
-        try:
-            prepared = check.prepare(spec.params, shape, spec.expect)
+            prepared = check.prepare(params, shapes, spec.expect)
         except CheckError as error:
             raise fail(str(error)) from None
-        group = (str(model_spec), input_key(inputs, spec.seed))
-        return PreparedClaim(spec, check, prepared, str(model_spec), model, inputs, group, time.perf_counter() - start)
+        return PreparedClaim(spec, check, prepared, models, inputs, input_key(inputs, spec.seed), time.perf_counter() - start)
 
     # -- measuring ---------------------------------------------------------------------------------
 
-    def _batch_for(self, claim: PreparedClaim) -> InputBatch:
-        model = claim.model
-        vocab = Vocabulary(model.d_vocab, model.n_ctx, model.bos_token_id, frozenset(model.special_token_ids))
+    def _batch_for(self, model: Any, claim: PreparedClaim) -> InputBatch:
+        vocab = Vocabulary(model.d_vocab, model.n_ctx, model.bos_token_id, frozenset(model.special_token_ids), model.tokenizer)
         return generate(claim.inputs, vocab, claim.spec.seed)
 
     def _run_group(self, claims: list[PreparedClaim]) -> None:
-        """One forward pass (chunked) on the model and one on its twin for all claims of a group."""
+        """All claims on one input spec: one chunked forward pass per distinct model (the union of
+        the hooks its claims need) and one per random-weights twin, every claim measuring each chunk."""
         import torch
 
         start = time.perf_counter()
-        first = claims[0]
-        batch = self._batch_for(first)
-        needs = Needs(frozenset().union(*(c.prepared.needs.hooks for c in claims)), any(c.prepared.needs.logits for c in claims))
-        null_needs = Needs(
-            frozenset().union(*(c.prepared.null_needs.hooks for c in claims)),
-            any(c.prepared.null_needs.logits for c in claims),
-        )
-        twin = self.models.random_twin(first.model.spec, self.settings.device, self.settings.null_seed)
+        models: dict[str, Any] = {}
+        needs: dict[str, list[Needs]] = defaultdict(list)
+        twins: dict[str, Any] = {}
+        null_needs: dict[str, list[Needs]] = defaultdict(list)
+        for claim in claims:
+            for role, loaded in claim.models.items():
+                models[str(loaded.spec)] = loaded
+                needs[str(loaded.spec)].append(claim.prepared.needs.get(role, Needs(frozenset())))
+            if claim.prepared.null_needs is not None:
+                subject = claim.models[MODEL]
+                twins[claim.model_key] = self.models.random_twin(subject.spec, self.settings.device, self.settings.null_seed)
+                null_needs[claim.model_key].append(claim.prepared.null_needs)
+        batches = {key: self._batch_for(loaded, claims[0]) for key, loaded in models.items()}
+        sizes = {batch.n for batch in batches.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"the models of these claims got different numbers of input sequences: {sizes}")
+        merged = {key: _merge(n) for key, n in needs.items()}
+        merged_null = {key: _merge(n) for key, n in null_needs.items()}
         size = self.settings.batch_size
-        for begin in range(0, batch.n, size):
-            chunk = batch.rows(begin, begin + size)
-            tokens = torch.as_tensor(chunk.tokens, device=self.settings.device)
-            activations = capture(first.model.bridge, tokens, needs)
+        for begin in range(0, sizes.pop(), size):
+            chunks = {key: batch.rows(begin, begin + size) for key, batch in batches.items()}
+            tokens = {key: torch.as_tensor(chunk.tokens, device=self.settings.device) for key, chunk in chunks.items()}
+            activations = {key: capture(models[key].bridge, tokens[key], merged[key]) for key in models}
             for claim in claims:
-                for stat, values in claim.check.measure(claim.prepared, activations, chunk).items():
-                    claim.measurements[stat].append(np.asarray(values, dtype=float))
-            del activations
-            null_activations = capture(twin.bridge, tokens, null_needs)
-            for claim in claims:
-                claim.null_measurements.append(
-                    np.asarray(claim.check.measure_null(claim.prepared, null_activations, chunk), dtype=float)
+                by_role = {role: str(loaded.spec) for role, loaded in claim.models.items()}
+                values = claim.check.measure(
+                    claim.prepared,
+                    {role: activations[key] for role, key in by_role.items()},
+                    {role: chunks[key] for role, key in by_role.items()},
                 )
-            del null_activations
+                for stat, array in values.items():
+                    claim.measurements[stat].append(np.asarray(array, dtype=float))
+            del activations
+            for key, twin in twins.items():
+                null_activations = capture(twin.bridge, tokens[key], merged_null[key])
+                for claim in claims:
+                    if claim.prepared.null_needs is not None and claim.model_key == key:
+                        null = claim.check.measure_null(claim.prepared, null_activations, chunks[key])
+                        claim.null_measurements.append(np.asarray(null, dtype=float))
+                del null_activations
         shared = (time.perf_counter() - start) / len(claims)
         for claim in claims:
             claim.seconds += shared
@@ -273,11 +311,11 @@ class Engine:
     def _evaluate_claim(self, claim: PreparedClaim) -> ClaimResult:
         start = time.perf_counter()
         spec = claim.spec
-        null = np.concatenate(claim.null_measurements)
         results = []
         sizes = []
         for stat in claim.prepared.statistics:
             values = np.concatenate(claim.measurements[stat])
+            null = np.concatenate(claim.null_measurements) if claim.null_measurements else np.zeros_like(values)
             source = claim.prepared.expectation_source.get(stat, stat)
             comparison = spec.expect[source]
             if stat in claim.prepared.negated:
@@ -290,7 +328,7 @@ class Engine:
                 alpha=self.settings.alpha,
                 seed=spec.seed,
                 null_samples=null[defined],
-                null_kind="random-weights model",
+                null_kind=claim.check.null_description(claim.prepared),
                 n_resamples=self.settings.n_resamples,
             )
             sizes.append(int(defined.sum()))
@@ -300,7 +338,7 @@ class Engine:
             spec,
             Outcome.INCONCLUSIVE.value,
             results,
-            model=claim.model_key,
+            model=claim.describe_models(),
             null=claim.check.null_description(claim.prepared),
             inputs=claim.inputs,
             n=min(sizes) if sizes else 0,
@@ -335,17 +373,17 @@ class Engine:
             except ClaimFileError as error:
                 results[index] = ClaimResult(spec, ERROR, error=str(error))
 
-        groups: dict[tuple[str, str], list[tuple[int, PreparedClaim]]] = defaultdict(list)
+        groups: dict[str, list[tuple[int, PreparedClaim]]] = defaultdict(list)
         for index, claim in prepared:
-            groups[claim.group].append((index, claim))
+            groups[claim.input_key].append((index, claim))
         for members in groups.values():
             claims = [claim for _, claim in members]
             try:
                 self._run_group(claims)
             except (InputSpecError, RuntimeError, ValueError) as error:
                 for index, claim in members:
-                    message = f"{claim.spec.path}, claim {claim.spec.id!r}: running inputs {claim.inputs} on {claim.model_key} failed: {error}"
-                    results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.model_key)
+                    message = f"{claim.spec.path}, claim {claim.spec.id!r}: running inputs {claim.inputs} on {claim.describe_models()} failed: {error}"
+                    results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.describe_models())
                 continue
             for index, claim in members:
                 try:

@@ -57,17 +57,25 @@ class Needs:
         return max(layers) if layers else None
 
 
+MODEL = "model"  # the role of the claim's subject; checks may declare more roles (e.g. "baseline")
+
+
 @dataclass
 class Prepared:
-    """A claim's parameters after validation against a model: what to measure and how to name it.
+    """A claim's parameters after validation against its models: what to measure and how to name it.
+
+    ``needs`` maps each model role (``"model"``, plus the check's ``model_roles``) to the activations
+    needed from that model. ``null_needs`` is what the random-weights twin of the subject must give
+    for the null statistic, or None when the check's null needs no model (``measure_null`` is then
+    not called and the null statistic is zero, e.g. "no gain over the baseline").
 
     ``expectations`` maps each statistic the claim will be judged on (e.g. ``score[L1H0]``) to the
     name of the statistic the user wrote in ``expect`` (e.g. ``score``) and, where the claim
     inverts it, the comparison to use instead (``other heads < t`` for "exactly these heads").
     """
 
-    needs: Needs
-    null_needs: Needs
+    needs: dict[str, Needs]
+    null_needs: Needs | None
     statistics: list[str]
     expectation_source: dict[str, str] = field(default_factory=dict)
     negated: frozenset[str] = frozenset()
@@ -84,15 +92,22 @@ class Check(Protocol):
     description: ClassVar[str]
     statistics: ClassVar[tuple[str, ...]]
     params: ClassVar[tuple[str, ...]]
+    model_roles: ClassVar[tuple[str, ...]]  # claim keys, besides "model", whose values are model specs
 
-    def prepare(self, params: Mapping[str, Any], shape: ModelShape, expect: Mapping[str, Any]) -> Prepared:
-        """Validate ``params`` against the model and say what to run. Raises CheckError."""
+    def prepare(self, params: Mapping[str, Any], shapes: Mapping[str, ModelShape], expect: Mapping[str, Any]) -> Prepared:
+        """Validate ``params`` against the models (by role) and say what to run. Raises CheckError."""
 
-    def measure(self, prepared: Prepared, activations: Activations, batch: "InputBatch") -> dict[str, np.ndarray]:
-        """Per-sequence values of every statistic in ``prepared.statistics`` (NaN where undefined)."""
+    def measure(
+        self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, "InputBatch"]
+    ) -> dict[str, np.ndarray]:
+        """Per-sequence values of every statistic in ``prepared.statistics`` (NaN where undefined).
+
+        ``activations`` and ``batches`` are keyed by model role; row i of every batch is the same
+        input sequence (tokenized by that role's model).
+        """
 
     def measure_null(self, prepared: Prepared, activations: Activations, batch: "InputBatch") -> np.ndarray:
-        """Per-sequence value of the null statistic on the random-weights twin."""
+        """Per-sequence value of the null statistic on the subject's random-weights twin."""
 
     def null_description(self, prepared: Prepared) -> str:
         """How the null is built, for the report (e.g. 'max over all heads, random-weights model')."""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from jaxtyping import Bool, Float
 
-from interp_checks.checks.base import Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
 from interp_checks.inputs.generators import InputBatch
 
 HEAD_NAME = re.compile(r"^L(\d+)H(\d+)$")
@@ -114,12 +114,14 @@ class HeadRoleCheck:
 
     statistics: ClassVar[tuple[str, ...]] = ("score", "max_score")
     params: ClassVar[tuple[str, ...]] = ("head", "heads", "layer", "heads_with_role")
+    model_roles: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, description: str):
         self.name = name
         self.description = description
 
-    def prepare(self, params: Mapping[str, Any], shape: ModelShape, expect: Mapping[str, Any]) -> Prepared:
+    def prepare(self, params: Mapping[str, Any], shapes: Mapping[str, ModelShape], expect: Mapping[str, Any]) -> Prepared:
+        shape = shapes[MODEL]
         given = [key for key in self.params if params.get(key) is not None]
         if len(given) != 1:
             raise CheckError(
@@ -166,7 +168,7 @@ class HeadRoleCheck:
         measured = all_heads if key == "heads_with_role" else selected
         layers = sorted({layer for layer, _ in measured})
         return Prepared(
-            needs=Needs(frozenset(PATTERN_HOOK.format(layer=l) for l in layers)),
+            needs={MODEL: Needs(frozenset(PATTERN_HOOK.format(layer=l) for l in layers))},
             null_needs=Needs(frozenset(PATTERN_HOOK.format(layer=l) for l in range(shape.n_layers))),
             statistics=statistics,
             expectation_source=source,
@@ -177,8 +179,10 @@ class HeadRoleCheck:
     def _mask(self, batch: InputBatch) -> torch.Tensor:
         return ROLE_MASKS[self.name](torch.as_tensor(batch.tokens))
 
-    def measure(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> dict[str, np.ndarray]:
-        scores = scores_by_layer(activations, prepared.state["layers"], self._mask(batch))
+    def measure(
+        self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]
+    ) -> dict[str, np.ndarray]:
+        scores = scores_by_layer(activations[MODEL], prepared.state["layers"], self._mask(batches[MODEL]))
         out: dict[str, np.ndarray] = {}
         for stat in prepared.statistics:
             if stat == "score":

@@ -32,6 +32,7 @@ class Vocabulary:
     n_ctx: int
     bos_token_id: int | None
     special_token_ids: frozenset[int] = frozenset()
+    tokenizer: Any = field(default=None, compare=False, repr=False)  # for generators that start from text
 
     def sampleable_ids(self) -> np.ndarray:
         """Token ids that random inputs draw from: everything but special tokens."""

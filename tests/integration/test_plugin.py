@@ -97,7 +97,7 @@ def test_failure_message_states_the_numbers(pytester, random_native):
         [
             "*claim 'L1H0-induction'*REFUTED, expected supported*",
             "*score >= 0.4: estimate 0.*, 90% CI [[]0.*, 0.*[]], p=*(adj. *), p_refute=*",
-            "*effect size * (Cohen's d_z, paired by sequence*random-weights model); null mean*",
+            "*effect size * (Cohen's d_z, paired by sequence*max over all heads*random weights*); null mean*",
         ]
     )
 
