@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from jaxtyping import Int
+from jaxtyping import Bool, Int
 
 
 class InputSpecError(ValueError):
@@ -44,13 +44,28 @@ class Vocabulary:
 
 @dataclass
 class InputBatch:
-    """Token sequences (one row = one independent sample) plus what was used to make them."""
+    """Token sequences (one row = one independent sample) plus what was used to make them.
+
+    ``valid`` is False on right padding (rows of text differ in length). ``regions`` names token
+    subsets the generator knows about (``repeat``: the second copy of a repeated sequence, or a
+    planted span inside real text). ``texts`` and ``offsets`` (each token's character span in its
+    row's text) exist for inputs that start from text, so token subsets can be chosen by regex and
+    models with different tokenizers can be compared on the same characters.
+    """
 
     tokens: Int[np.ndarray, "n pos"]
     kind: str
     params: dict[str, Any]
     seed: int
+    valid: Bool[np.ndarray, "n pos"] | None = None
+    regions: dict[str, Bool[np.ndarray, "n pos"]] = field(default_factory=dict)
+    texts: list[str] | None = None
+    offsets: Int[np.ndarray, "n pos 2"] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.valid is None:
+            self.valid = np.ones(self.tokens.shape, dtype=bool)
 
     @property
     def n(self) -> int:
@@ -58,7 +73,25 @@ class InputBatch:
 
     def rows(self, start: int, stop: int) -> "InputBatch":
         """A slice of the sequences, for running a large batch in chunks."""
-        return InputBatch(self.tokens[start:stop], self.kind, self.params, self.seed, self.meta)
+        return InputBatch(
+            self.tokens[start:stop],
+            self.kind,
+            self.params,
+            self.seed,
+            self.valid[start:stop],
+            {name: mask[start:stop] for name, mask in self.regions.items()},
+            None if self.texts is None else self.texts[start:stop],
+            None if self.offsets is None else self.offsets[start:stop],
+            self.meta,
+        )
+
+
+@dataclass
+class TextSamples:
+    """What a text generator returns: texts, and named character spans inside each text."""
+
+    texts: list[str]
+    regions: dict[str, list[list[tuple[int, int]]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,13 +157,51 @@ def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int) -> InputBatc
     params = {k: v for k, v in spec.items() if k != "kind"}
     entropy = int(input_key(spec, seed), 16)
     rng = np.random.default_rng([seed, entropy])
-    tokens, meta = generator.make(params, vocab, rng)
+    made = generator.make(params, vocab, rng)
+    if isinstance(made, TextSamples):
+        return tokenize_texts(made, vocab, spec["kind"], params, seed)
+    tokens, meta = made
     if tokens.shape[1] > vocab.n_ctx:
         raise InputSpecError(
             f"inputs {spec['kind']} make sequences of {tokens.shape[1]} tokens but the model's context is "
             f"{vocab.n_ctx}: lower seq_len"
         )
-    return InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, meta)
+    regions = meta.pop("regions", {})
+    return InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, regions=regions, meta=meta)
+
+
+def tokenize_texts(samples: TextSamples, vocab: Vocabulary, kind: str, params: dict[str, Any], seed: int) -> InputBatch:
+    """Tokenize texts with the model's own tokenizer: BOS first, truncated to the context, right-padded.
+
+    Each token keeps its character span, so regions (character spans) become token masks, and two
+    models with different tokenizers can later be lined up on the characters they both cover.
+    """
+    if vocab.tokenizer is None:
+        raise InputSpecError(f"inputs kind {kind!r} starts from text, so the model needs a tokenizer; this one has none")
+    encoded = vocab.tokenizer(samples.texts, add_special_tokens=False, return_offsets_mapping=True)
+    prefix = [] if vocab.bos_token_id is None else [vocab.bos_token_id]
+    rows = [prefix + list(ids) for ids in encoded["input_ids"]]
+    spans = [[(0, 0)] * len(prefix) + [tuple(o) for o in offs] for offs in encoded["offset_mapping"]]
+    length = min(vocab.n_ctx, max(len(r) for r in rows))
+    n = len(rows)
+    tokens = np.zeros((n, length), dtype=np.int64)
+    valid = np.zeros((n, length), dtype=bool)
+    offsets = np.zeros((n, length, 2), dtype=np.int64)
+    for i, (row, span) in enumerate(zip(rows, spans)):
+        row, span = row[:length], span[:length]
+        tokens[i, : len(row)] = row
+        valid[i, : len(row)] = True
+        offsets[i, : len(row)] = span
+    if vocab.bos_token_id is not None:
+        tokens[~valid] = vocab.bos_token_id
+    regions = {}
+    for name, per_row in samples.regions.items():
+        mask = np.zeros((n, length), dtype=bool)
+        for i, row_spans in enumerate(per_row):
+            for start, stop in row_spans:
+                mask[i] |= (offsets[i, :, 0] < stop) & (offsets[i, :, 1] > start) & valid[i]
+        regions[name] = mask
+    return InputBatch(tokens, kind, params, seed, valid, regions, list(samples.texts), offsets)
 
 
 def _with_bos(body: np.ndarray, vocab: Vocabulary, bos: bool) -> tuple[np.ndarray, int]:
@@ -149,7 +220,11 @@ def repeated_random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.ra
     ids = vocab.sampleable_ids()
     first = rng.choice(ids, size=(params["n"], params["seq_len"]))
     tokens, offset = _with_bos(np.concatenate([first, first], axis=1), vocab, params["bos"])
-    return tokens, {"repeat_start": offset + params["seq_len"], "prefix": offset}
+    repeat = np.zeros(tokens.shape, dtype=bool)
+    repeat[:, offset + params["seq_len"] :] = True
+    first_half = np.zeros(tokens.shape, dtype=bool)
+    first_half[:, offset : offset + params["seq_len"]] = True
+    return tokens, {"repeat_start": offset + params["seq_len"], "prefix": offset, "regions": {"repeat": repeat, "first": first_half}}
 
 
 @register_generator(
