@@ -89,6 +89,7 @@ class ClaimResult:
     family: str = "session"
     adjust: str = "holm"
     alpha: float = 0.05
+    notes: list[str] = field(default_factory=list)
 
     @property
     def effect_size(self) -> tuple[float | None, str | None]:
@@ -124,6 +125,7 @@ class ClaimResult:
             "adjust": self.adjust,
             "alpha": self.alpha,
             "error": self.error,
+            "notes": self.notes,
             "expectations": [e.to_dict() for e in self.expectations],
         }
 
@@ -143,6 +145,7 @@ class PreparedClaim:
     seconds: float = 0.0
     measurements: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     null_measurements: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None  # set when this claim's own measurement failed; its group carries on
 
     @property
     def model_key(self) -> str:
@@ -286,12 +289,18 @@ class Engine:
             tokens = {key: torch.as_tensor(chunk.tokens, device=self.settings.device) for key, chunk in chunks.items()}
             activations = {key: capture(models[key].bridge, tokens[key], merged[key]) for key in models}
             for claim in claims:
+                if claim.error is not None:
+                    continue
                 by_role = {role: str(loaded.spec) for role, loaded in claim.models.items()}
-                values = claim.check.measure(
-                    claim.prepared,
-                    {role: activations[key] for role, key in by_role.items()},
-                    {role: chunks[key] for role, key in by_role.items()},
-                )
+                try:
+                    values = claim.check.measure(
+                        claim.prepared,
+                        {role: activations[key] for role, key in by_role.items()},
+                        {role: chunks[key] for role, key in by_role.items()},
+                    )
+                except (ValueError, CheckError) as error:
+                    claim.error = str(error)
+                    continue
                 for stat, array in values.items():
                     claim.measurements[stat].append(np.asarray(array, dtype=float))
             del activations
@@ -343,6 +352,7 @@ class Engine:
             inputs=claim.inputs,
             n=min(sizes) if sizes else 0,
             duration_s=claim.seconds,
+            notes=list(claim.prepared.notes),
         )
 
     def _adjust_and_decide(self, results: list[ClaimResult]) -> None:
@@ -386,6 +396,10 @@ class Engine:
                     results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.describe_models())
                 continue
             for index, claim in members:
+                if claim.error is not None:
+                    message = f"{claim.spec.path}, claim {claim.spec.id!r}: {claim.error}"
+                    results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.describe_models())
+                    continue
                 try:
                     results[index] = self._evaluate_claim(claim)
                 except ValueError as error:

@@ -80,6 +80,7 @@ class Prepared:
     expectation_source: dict[str, str] = field(default_factory=dict)
     negated: frozenset[str] = frozenset()
     state: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the report should say about how it was measured
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -125,7 +126,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import heads  # noqa: F401  (registers its checks)
+    from interp_checks.checks import compare, heads  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:
