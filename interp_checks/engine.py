@@ -239,12 +239,14 @@ class Engine:
             texts[role] = str(spec.params[role])
         models = {}
         for role, text in texts.items():
+            prefix = "" if role == MODEL else f"{role}: "
             try:
                 model_spec = parse_model_spec(text, base_dir=spec.base_dir, bindings=self.settings.bindings)
                 models[role] = self.models.get(model_spec, self.settings.device)
             except ModelSpecError as error:
-                prefix = "" if role == MODEL else f"{role}: "
                 raise fail(prefix + str(error)) from None
+            except Exception as error:  # a loader failure must not take the other claims down
+                raise fail(f"{prefix}loading {text} failed: {type(error).__name__}: {error}") from error
         shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx) for role, m in models.items()}
         params = {key: value for key, value in spec.params.items() if key not in check.model_roles}
         try:

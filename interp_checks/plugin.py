@@ -114,7 +114,13 @@ class SessionState:
             return
         self.evaluated = True
         items = [item for item in session.items if isinstance(item, ClaimItem)]
-        results = self.get_engine().evaluate([item.spec for item in items], family="session")
+        try:
+            results = self.get_engine().evaluate([item.spec for item in items], family="session")
+        except Exception as error:  # an engine bug: every claim reports it rather than a KeyError
+            from interp_checks.engine import ERROR, ClaimResult
+
+            message = f"the engine failed before judging this claim: {type(error).__name__}: {error}"
+            results = [ClaimResult(item.spec, ERROR, error=message) for item in items]
         self.results = {item.nodeid: result for item, result in zip(items, results)}
 
 

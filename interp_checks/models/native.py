@@ -119,15 +119,24 @@ def boot_random(architecture: dict[str, Any], *, seed: int = 0, device: str | No
 
 
 def load_tokenizer(path: Path) -> Any:
-    """A transformers fast tokenizer from a ``tokenizers`` JSON file (no network)."""
+    """A transformers fast tokenizer from a ``tokenizers`` JSON file (no network).
+
+    The special-token roles are set explicitly (and ``name_or_path``, which TransformerLens reads
+    when it re-wraps a tokenizer with a BOS token), so every loader of the same file agrees on them.
+    """
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
-    vocab = tokenizer.get_vocab()
+    probe = PreTrainedTokenizerFast(tokenizer_file=str(path))
+    vocab = probe.get_vocab()
+    roles: dict[str, str] = {}
     for role, name in (("bos_token", "<|bos|>"), ("eos_token", "<|eos|>"), ("pad_token", "<|pad|>")):
         if name in vocab:
-            setattr(tokenizer, role, name)
-    return tokenizer
+            roles[role] = name
+    if not roles and "<|endoftext|>" in vocab:
+        roles = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(path), name_or_path=str(path), add_bos_token="bos_token" in roles, **roles
+    )
 
 
 def load_native(folder: str | Path, *, device: str | None = None) -> Any:

@@ -6,7 +6,8 @@
   a HuggingFace folder (``config.json``, ``model.safetensors``, ``tokenizer.json``, ...).
 * :func:`hf_gpt2_to_gguf` -- converts such a folder (a *known* model) into a real ``.gguf`` file the
   way llama.cpp's ``convert_hf_to_gguf.py`` does for GPT-2, so a test can check that the GGUF-loaded
-  model gives the same logits as the HF one.
+  model gives the same logits as the HF one. It is the package's
+  :func:`interp_checks.models.export.export_gguf`, re-exported here.
 * :func:`write_tiny_gguf` -- a tiny HF GPT-2 written and converted in one go.
 
 Why GPT-2 for GGUF: transformers' GGUF loader supports ``gpt2`` (config mapping, a tensor processor
@@ -16,10 +17,23 @@ GPT-2 adapter. Llama would need the q/k row permutation and a sentencepiece-styl
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from interp_checks.models.export import export_gguf as hf_gpt2_to_gguf
+
+__all__ = [
+    "ENDOFTEXT",
+    "fast_tokenizer",
+    "hf_gpt2_to_gguf",
+    "offline_env",
+    "stdlib_corpus",
+    "train_tiny_tokenizer",
+    "write_malicious_pickle_hf_dir",
+    "write_tiny_gguf",
+    "write_tiny_hf_gpt2",
+]
 
 ENDOFTEXT = "<|endoftext|>"
 
@@ -124,92 +138,6 @@ def write_tiny_hf_gpt2(
     model.save_pretrained(folder)
     fast_tokenizer(tokenizer).save_pretrained(folder)
     return folder
-
-
-def _tokenizer_vocab_and_merges(hf_dir: Path) -> tuple[list[str], list[str]]:
-    data = json.loads((hf_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    model = data["model"]
-    if model.get("type") != "BPE":
-        raise ValueError(f"{hf_dir}/tokenizer.json is a {model.get('type')} tokenizer, expected byte-level BPE")
-    vocab: dict[str, int] = dict(model["vocab"])
-    for added in data.get("added_tokens", []):
-        vocab[added["content"]] = added["id"]
-    tokens = [""] * len(vocab)
-    for token, index in vocab.items():
-        tokens[index] = token
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return tokens, merges
-
-
-def hf_gpt2_to_gguf(hf_dir: str | Path, gguf_path: str | Path, *, f16: bool = False, skip: tuple[str, ...] = ()) -> Path:
-    """Convert a HF GPT-2 folder (as written by :func:`write_tiny_hf_gpt2`) into ``gguf_path``.
-
-    Mirrors llama.cpp's GPT-2 conversion: tensors renamed with gguf-py's name map, the Conv1D
-    weights (``c_attn``, ``c_proj``, ``c_fc``) transposed, no ``output.weight`` (tied embeddings),
-    and the tokenizer stored as ``tokenizer.ggml.*`` metadata of model type ``gpt2``. GGUF tensor
-    names in ``skip`` are left out (to write deliberately incomplete files for error tests).
-    """
-    import numpy as np
-    from gguf import GGUFWriter, LlamaFileType, MODEL_ARCH, TokenType, get_tensor_name_map
-    from safetensors.numpy import load_file
-
-    hf_dir = Path(hf_dir)
-    gguf_path = Path(gguf_path)
-    gguf_path.parent.mkdir(parents=True, exist_ok=True)
-    config = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
-    n_layer, n_embd = config["n_layer"], config["n_embd"]
-    n_inner = config.get("n_inner") or 4 * n_embd
-    if n_inner != 4 * n_embd:
-        raise ValueError("transformers' GGUF loader does not read n_inner for gpt2; use the default 4*n_embd")
-    tokens, merges = _tokenizer_vocab_and_merges(hf_dir)
-    if len(tokens) != config["vocab_size"]:
-        raise ValueError(f"tokenizer has {len(tokens)} tokens but the model's vocab_size is {config['vocab_size']}")
-    eot = tokens.index(ENDOFTEXT)
-
-    writer = GGUFWriter(str(gguf_path), "gpt2")
-    writer.add_name("tiny-gpt2")
-    writer.add_block_count(n_layer)
-    writer.add_context_length(config["n_positions"])
-    writer.add_embedding_length(n_embd)
-    writer.add_feed_forward_length(n_inner)
-    writer.add_head_count(config["n_head"])
-    writer.add_layer_norm_eps(config.get("layer_norm_epsilon", 1e-5))
-    writer.add_file_type(LlamaFileType.MOSTLY_F16 if f16 else LlamaFileType.ALL_F32)
-
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
-    writer.add_token_list(tokens)
-    writer.add_token_types([TokenType.CONTROL if t == ENDOFTEXT else TokenType.NORMAL for t in tokens])
-    writer.add_token_merges(merges)
-    writer.add_bos_token_id(eot)
-    writer.add_eos_token_id(eot)
-    writer.add_add_bos_token(False)
-
-    name_map = get_tensor_name_map(MODEL_ARCH.GPT2, n_layer)
-    transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-    state = load_file(str(hf_dir / "model.safetensors"))
-    for hf_name, array in state.items():
-        if hf_name.endswith(".attn.bias") or hf_name.endswith(".attn.masked_bias") or hf_name == "lm_head.weight":
-            continue  # causal-mask buffers; lm_head is tied to wte
-        base, suffix = hf_name.rsplit(".", 1)
-        gguf_name = name_map.get_name(base)
-        if gguf_name is None:
-            raise ValueError(f"no GGUF name for HF tensor {hf_name}")
-        data = array.astype(np.float32)
-        if hf_name.endswith(transposed):
-            data = np.ascontiguousarray(data.T)
-        # llama.cpp keeps 1-d tensors (norms, biases) in f32.
-        if f16 and data.ndim == 2:
-            data = data.astype(np.float16)
-        if f"{gguf_name}.{suffix}" in skip:
-            continue
-        writer.add_tensor(f"{gguf_name}.{suffix}", data)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return gguf_path
 
 
 def write_tiny_gguf(
