@@ -157,6 +157,16 @@ class PreparedClaim:
         return " vs ".join([self.model_key, *extra])
 
 
+def _resolve_input_paths(inputs: Mapping[str, Any], base_dir: Any) -> dict[str, Any]:
+    """A corpus ``source`` path resolves against the claim file's folder, like model paths."""
+    resolved = dict(inputs)
+    if isinstance(resolved.get("source"), str):
+        from interp_checks.inputs.corpora import resolve_source
+
+        resolved["source"] = str(resolve_source(resolved["source"], base_dir=base_dir))
+    return resolved
+
+
 def _merge(needs: list[Needs]) -> Needs:
     return Needs(frozenset().union(*(n.hooks for n in needs)), any(n.logits for n in needs))
 
@@ -229,8 +239,8 @@ class Engine:
                 f"it produces {', '.join(check.statistics)}"
             )
         try:
-            inputs = normalise_input_spec(spec.inputs)
-        except InputSpecError as error:
+            inputs = normalise_input_spec(_resolve_input_paths(spec.inputs, spec.base_dir))
+        except (InputSpecError, ValueError) as error:
             raise fail(str(error)) from None
         texts = {MODEL: spec.model}
         for role in check.model_roles:

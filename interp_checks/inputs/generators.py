@@ -236,3 +236,7 @@ def random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Gene
     ids = vocab.sampleable_ids()
     tokens, offset = _with_bos(rng.choice(ids, size=(params["n"], params["seq_len"])), vocab, params["bos"])
     return tokens, {"prefix": offset}
+
+
+# Text generators register themselves on import; imported last because they use register_generator.
+from interp_checks.inputs import text_generators  # noqa: E402,F401
