@@ -313,6 +313,9 @@ class Engine:
                 except (ValueError, CheckError) as error:
                     claim.error = str(error)
                     continue
+                except Exception as error:  # a check's bug: report it on this claim, keep the others
+                    claim.error = f"check {claim.check.name} failed: {type(error).__name__}: {error}"
+                    continue
                 for stat, array in values.items():
                     claim.measurements[stat].append(np.asarray(array, dtype=float))
             del activations

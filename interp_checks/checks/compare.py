@@ -89,6 +89,7 @@ def span_gains_row(
     boundaries = sorted({e for _, e in ends_m} & {e for _, e in ends_b} & set(range(covered + 1)))
     if not boundaries:
         return []
+    covered = boundaries[-1]  # characters after the last shared boundary belong to no comparable span
     spans = len(boundaries)
     total_m, total_b = np.zeros(spans), np.zeros(spans)
     chosen = np.zeros(spans, dtype=bool)

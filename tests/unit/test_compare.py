@@ -125,3 +125,13 @@ def test_sequence_level_test_is_calibrated_where_a_token_level_test_is_fooled():
     # a pooled token-level test rejects far more often than alpha; the per-sequence one about alpha
     assert token_level_hits / runs > 0.3
     assert sequence_level_supported / runs < alpha + 3 * np.sqrt(alpha * (1 - alpha) / runs)
+
+
+def test_tokens_after_the_last_shared_boundary_are_left_out():
+    text = "abcdefg"
+    model = batch([[0, 1, 2, 3]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 4], [4, 6]]])
+    baseline = batch([[0, 7, 8]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 5]]])
+    gains = span_gains_row(
+        model, baseline, 0, np.array([[np.nan, -1.0, -2.0, -3.0]]), np.array([[np.nan, -1.5, -9.0]]), np.ones((1, 4), bool), floor=-5
+    )
+    assert gains == [pytest.approx(0.5)]  # only "ab" is comparable; "cd" and "ef" end past the last shared boundary

@@ -1,0 +1,80 @@
+"""Command line for the zoo.
+
+    python -m interp_checks.zoo list
+    python -m interp_checks.zoo tokenizer [--out DIR]
+    python -m interp_checks.zoo train NAME|all [--out DIR] [--steps N] [--threads N]
+
+``train`` uses ``DIR/tokenizer.json`` when it exists, else the repository's
+``fixtures/zoo/tokenizer.json``, else trains one into ``DIR`` first. Retraining the tokenizer
+changes token ids, so every model must be retrained after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from interp_checks.zoo import zoo_dir, zoo_tokenizer_path
+
+
+def _tokenizer_for(out: Path) -> Path:
+    from interp_checks.zoo.data import write_tokenizer
+
+    for candidate in (out / "tokenizer.json", zoo_tokenizer_path()):
+        if candidate.is_file():
+            return candidate
+    print(f"no tokenizer found; training one into {out / 'tokenizer.json'}", flush=True)
+    return write_tokenizer(out / "tokenizer.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m interp_checks.zoo", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the recipes")
+    tok = sub.add_parser("tokenizer", help="retrain the byte-level BPE tokenizer on the stdlib corpus")
+    tok.add_argument("--out", type=Path, default=zoo_dir())
+    train_cmd = sub.add_parser("train", help="train one model (or all) and write checkpoint + model card")
+    train_cmd.add_argument("name", help="a recipe name from `list`, or `all`")
+    train_cmd.add_argument("--out", type=Path, default=zoo_dir())
+    train_cmd.add_argument("--steps", type=int, default=None, help="override the recipe's steps (schedule stretches)")
+    train_cmd.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from interp_checks.zoo.recipes import RECIPES
+
+    if args.command == "list":
+        for name, recipe in RECIPES.items():
+            print(f"{name}: {recipe.n_layers}L d_model {recipe.d_model}, {recipe.n_heads} heads, {recipe.steps} steps "
+                  f"x {recipe.tokens_per_step} tokens, seed {recipe.seed} -- {recipe.description}")
+        return 0
+    if args.command == "tokenizer":
+        from interp_checks.zoo.data import write_tokenizer
+
+        path = write_tokenizer(args.out / "tokenizer.json")
+        print(f"wrote {path}; retrain every model: their token ids changed")
+        return 0
+
+    from interp_checks.zoo.train import train
+
+    names = list(RECIPES) if args.name == "all" else [args.name]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe {unknown[0]!r}; known: {', '.join(RECIPES)} or all")
+    args.out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _tokenizer_for(args.out)
+    failed = []
+    for name in names:
+        recipe = RECIPES[name] if args.steps is None else RECIPES[name].with_steps(args.steps)
+        result = train(recipe, args.out, tokenizer_path=tokenizer, threads=args.threads,
+                       log=lambda line: print(line, flush=True))
+        if not result.meta["requirements"]["passed"]:
+            failed.append(name)
+    if failed:
+        print(f"requirement FAILED for: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Train one zoo model from its recipe, evaluate the mechanism, and write checkpoint + model card.
+
+Why evaluate the mechanism and not just the loss: the zoo exists so that claims like "L1H2 is an
+induction head" have a model where they are true (2L+) and one where they are false (1L). A model
+with a good loss but no induction head would make every such test meaningless, so the trainer
+measures, on the same ``repeated_random_tokens`` inputs claims use:
+
+* held-out loss on real stdlib text (documents never trained on);
+* the loss on the first vs the repeated half of BOS + 32 random tokens + the same 32 again -- an
+  induction head makes the repeat nearly free, a model without one pays ~log(vocab) on both;
+* every head's induction, previous-token and duplicate-token score, with the scoring function the
+  checks use (``interp_checks.checks.heads.role_scores``).
+
+Determinism: ``torch.manual_seed(recipe.seed)``, the model's init seed, and the data
+``numpy.random.Generator`` seed are all the recipe's seed; the thread count is fixed (float sums
+can differ between thread counts). Same recipe + same machine/library versions -> same weights.
+
+Speed: the optimiser steps the bridge's parameters but the forward pass calls
+``bridge.original_model`` -- the same modules and parameters, without the bridge's input
+handling, ~1.7x faster on CPU. The trainer checks both give the same logits before it saves.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from interp_checks.zoo.data import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    BatchSampler,
+    heldout_windows,
+    load_tokenizer,
+    tokenize_corpus,
+)
+from interp_checks.zoo.recipes import Recipe
+
+DEFAULT_THREADS = 2
+# Requirements the card reports on (``Recipe.expect_induction`` says which side a model must be on).
+INDUCTION_THRESHOLD = 0.5  # some head must reach this (2L+)
+NO_INDUCTION_CEILING = 0.3  # every head must stay below this (1L)
+
+
+@dataclass
+class TrainResult:
+    folder: Path
+    meta: dict[str, Any]
+
+
+def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices (embeddings, projections) but not on biases or LN gains."""
+    decay, no_decay = [], []
+    for _, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if not param.requires_grad:
+            continue
+        (decay if param.dim() >= 2 else no_decay).append(param)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+        betas=recipe.betas,
+    )
+
+
+def _next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-position next-token loss, [batch, pos-1]."""
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1), reduction="none"
+    ).view(tokens.shape[0], -1)
+
+
+@torch.no_grad()
+def evaluate(bridge: Any, recipe: Recipe, heldout_stream: np.ndarray) -> dict[str, Any]:
+    """The numbers on the model card: held-out text loss, repeated-token losses, head scores."""
+    from interp_checks.checks.heads import (
+        duplicate_token_mask,
+        induction_mask,
+        previous_token_mask,
+        role_scores,
+    )
+    from interp_checks.inputs.generators import Vocabulary, generate
+
+    bridge.eval()
+    out: dict[str, Any] = {}
+
+    windows = torch.as_tensor(heldout_windows(heldout_stream, recipe.eval_heldout_windows, recipe.seq_len))
+    losses = [_next_token_loss(bridge(chunk), chunk) for chunk in windows.split(16)]
+    out["heldout_loss"] = float(torch.cat(losses).mean())
+    out["heldout_tokens"] = int(windows.shape[0] * (windows.shape[1] - 1))
+
+    vocab = Vocabulary(recipe.d_vocab, recipe.n_ctx, BOS_ID, frozenset({BOS_ID, EOS_ID, PAD_ID}))
+    spec = {"kind": "repeated_random_tokens", "seq_len": recipe.eval_repeat_seq_len, "n": recipe.eval_repeat_n}
+    batch = generate(spec, vocab, recipe.eval_seed)
+    tokens = torch.as_tensor(batch.tokens)
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(recipe.n_layers)]
+    logits, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in names)
+    loss = _next_token_loss(logits, tokens)  # loss[:, t] predicts tokens[:, t + 1]
+    start, seq = batch.meta["repeat_start"], recipe.eval_repeat_seq_len
+    # First half: the seq random tokens after BOS (positions start-seq .. start-1).
+    out["first_half_loss"] = float(loss[:, start - seq - 1 : start - 1].mean())
+    # Repeated half: tokens start+1 .. end. The repeat's first token (position ``start``) is left
+    # out: nothing earlier in the sequence predicts it, with or without an induction head.
+    out["repeated_half_loss"] = float(loss[:, start:].mean())
+    out["eval_inputs"] = {**spec, "seed": recipe.eval_seed}
+
+    masks = {
+        "induction": induction_mask(tokens),
+        "previous_token": previous_token_mask(tokens),
+        "duplicate_token": duplicate_token_mask(tokens),
+    }
+    scores: dict[str, dict[str, float]] = {role: {} for role in masks}
+    for layer, name in enumerate(names):
+        pattern = cache[name].float()
+        for role, mask in masks.items():
+            per_head = role_scores(pattern, mask).nanmean(0)
+            for head in range(recipe.n_heads):
+                scores[role][f"L{layer}H{head}"] = round(float(per_head[head]), 4)
+    out["head_scores"] = scores
+    for role in masks:
+        best = max(scores[role], key=scores[role].get)
+        out[f"best_{role}_head"] = {"head": best, "score": scores[role][best]}
+    return out
+
+
+def requirement_checks(recipe: Recipe, results: dict[str, Any]) -> dict[str, Any]:
+    """Whether the model shows (2L+) or lacks (1L) induction heads, as the zoo promises."""
+    best = results["best_induction_head"]["score"]
+    if recipe.expect_induction:
+        ok = best >= INDUCTION_THRESHOLD
+        rule = f"some head has induction score >= {INDUCTION_THRESHOLD}"
+    else:
+        ok = best < NO_INDUCTION_CEILING
+        rule = f"every head has induction score < {NO_INDUCTION_CEILING}"
+    return {"rule": rule, "best_induction_score": best, "passed": bool(ok)}
+
+
+def train(
+    recipe: Recipe,
+    out_dir: str | Path,
+    *,
+    tokenizer_path: str | Path,
+    threads: int = DEFAULT_THREADS,
+    log: Callable[[str], None] = print,
+    write_card: bool = True,
+) -> TrainResult:
+    """Train ``recipe`` and write ``out_dir/<recipe.name>/`` (native checkpoint + README.md)."""
+    from interp_checks.models.native import boot_random, save_native
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(recipe.seed)
+    tokenizer_path = Path(tokenizer_path)
+    tokenizer_vocab = load_tokenizer(tokenizer_path).get_vocab_size()
+    if tokenizer_vocab != recipe.d_vocab:
+        raise ValueError(f"{recipe.name}: d_vocab {recipe.d_vocab} but {tokenizer_path} has {tokenizer_vocab} tokens")
+
+    t0 = time.perf_counter()
+    corpus = tokenize_corpus(tokenizer_path, recipe.max_documents)
+    log(f"[{recipe.name}] corpus: {corpus.train.size} train / {corpus.heldout.size} held-out tokens "
+        f"({time.perf_counter() - t0:.1f}s)")
+
+    # No tokenizer object: training feeds token ids; the tokenizer file is copied in by save_native.
+    bridge = boot_random(recipe.architecture(), seed=recipe.seed)
+    bridge.train()
+    model = bridge.original_model  # same parameters, faster forward (see module docstring)
+    optimizer = _optimizer(bridge, recipe)
+    sampler = BatchSampler(corpus.train, recipe.d_vocab, recipe.seq_len, recipe.batch_size, recipe.mixture, recipe.seed)
+    n_syn = sampler.n_synthetic
+
+    curve: list[dict[str, float]] = []
+    window: list[tuple[float, float, float]] = []
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for step in range(recipe.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr_at(step)
+        tokens = torch.as_tensor(sampler.sample()[0])
+        per_position = _next_token_loss(model(tokens), tokens)
+        loss = per_position.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(bridge.parameters(), recipe.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            syn = float(per_position[:n_syn].mean()) if n_syn else float("nan")
+            real = float(per_position[n_syn:].mean()) if n_syn < recipe.batch_size else float("nan")
+        window.append((loss.item(), syn, real))
+        if (step + 1) % recipe.log_every == 0 or step + 1 == recipe.steps:
+            mean = np.nanmean(np.array(window), axis=0)
+            elapsed = time.perf_counter() - wall0
+            point = {
+                "step": step + 1,
+                "loss": round(float(mean[0]), 4),
+                "synthetic_loss": round(float(mean[1]), 4),
+                "text_loss": round(float(mean[2]), 4),
+                "lr": recipe.lr_at(step),
+            }
+            curve.append(point)
+            window.clear()
+            log(f"[{recipe.name}] step {step + 1}/{recipe.steps} loss {point['loss']:.3f} "
+                f"(synthetic {point['synthetic_loss']:.3f}, text {point['text_loss']:.3f}) "
+                f"lr {point['lr']:.2e} {(step + 1) * recipe.tokens_per_step / elapsed:,.0f} tok/s")
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+
+    bridge.eval()
+    probe = torch.as_tensor(sampler.sample()[0][:2])
+    with torch.no_grad():
+        if not torch.allclose(bridge(probe), model(probe), atol=1e-4):
+            raise RuntimeError("bridge and original_model disagree: the fast training path is not the bridge")
+    results = evaluate(bridge, recipe, corpus.heldout)
+    checks = requirement_checks(recipe, results)
+    log(f"[{recipe.name}] held-out {results['heldout_loss']:.3f}, first half {results['first_half_loss']:.3f}, "
+        f"repeated half {results['repeated_half_loss']:.3f}, best induction {results['best_induction_head']}, "
+        f"best prev-token {results['best_previous_token_head']}, requirement passed: {checks['passed']}")
+
+    tokens_seen = recipe.steps * recipe.tokens_per_step
+    meta = {
+        "zoo_model": recipe.name,
+        "description": recipe.description,
+        "recipe": recipe.as_record(),
+        "data": {
+            **corpus.describe(),
+            "mixture": {
+                "synthetic_rows_per_batch": n_syn,
+                "text_rows_per_batch": recipe.batch_size - n_syn,
+            },
+        },
+        "tokenizer": {"file": "tokenizer.json", "vocab_size": tokenizer_vocab, "special_tokens": {"<|bos|>": BOS_ID, "<|eos|>": EOS_ID, "<|pad|>": PAD_ID}},
+        "training": {
+            "steps": recipe.steps,
+            "tokens_seen": tokens_seen,
+            "wall_time_s": round(wall, 1),
+            "cpu_time_s": round(cpu, 1),
+            "tokens_per_s": round(tokens_seen / wall),
+            "threads": threads,
+            "final_train_loss": curve[-1]["loss"] if curve else None,
+            "loss_curve": curve,
+        },
+        "evaluation": results,
+        "requirements": checks,
+        "environment": {
+            "torch": torch.__version__,
+            "transformer_lens": _version("transformer_lens"),
+            "tokenizers": _version("tokenizers"),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "retrain": f"python -m interp_checks.zoo train {recipe.name}",
+    }
+    folder = save_native(bridge, Path(out_dir) / recipe.name, tokenizer_json=tokenizer_path, meta=meta)
+    if write_card:
+        (folder / "README.md").write_text(model_card(recipe, meta), encoding="utf-8")
+    log(f"[{recipe.name}] wrote {folder} ({wall:.0f}s wall, {cpu:.0f}s CPU)")
+    return TrainResult(folder, meta)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def _score_table(recipe: Recipe, scores: dict[str, dict[str, float]]) -> str:
+    lines = ["| head | induction | previous-token | duplicate-token |", "|---|---|---|---|"]
+    for layer in range(recipe.n_layers):
+        for head in range(recipe.n_heads):
+            name = f"L{layer}H{head}"
+            lines.append(
+                f"| {name} | {scores['induction'][name]:.3f} | {scores['previous_token'][name]:.3f} "
+                f"| {scores['duplicate_token'][name]:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def model_card(recipe: Recipe, meta: dict[str, Any]) -> str:
+    """A README.md for the checkpoint folder: what it is, how it was made, what it measurably does."""
+    ev, tr, data = meta["evaluation"], meta["training"], meta["data"]
+    rec = meta["recipe"]
+    mix = recipe.mixture
+    recipe_rows = "\n".join(
+        f"| {key} | {json.dumps(value) if isinstance(value, (dict, list)) else value} |"
+        for key, value in rec.items()
+        if key not in ("description",)
+    )
+    curve = tr["loss_curve"]
+    picks = curve if len(curve) <= 8 else [curve[i] for i in np.linspace(0, len(curve) - 1, 8).astype(int)]
+    curve_rows = "\n".join(
+        f"| {p['step']} | {p['loss']:.3f} | {p['synthetic_loss']:.3f} | {p['text_loss']:.3f} |" for p in picks
+    )
+    req = meta["requirements"]
+    return f"""# {recipe.name}
+
+{recipe.description}.
+
+An attention-only transformer ({recipe.n_layers} layer{'s' if recipe.n_layers > 1 else ''}, d_model {recipe.d_model},
+{recipe.n_heads} heads of d_head {recipe.d_head}, {recipe.normalization_type} normalization, learned absolute positions,
+n_ctx {recipe.n_ctx}, vocabulary {recipe.d_vocab}) trained on CPU by `interp_checks.zoo` for the tests of
+`interp_checks`. Native checkpoint format (`config.json` + `model.safetensors` + `tokenizer.json`); load it with
+`interp_checks.models.native.load_native(folder)`. All numbers below are also in `config.json` under `meta`.
+
+Retrain: `{meta['retrain']}` (the recipe is `interp_checks/zoo/recipes.py`).
+
+## Data
+
+* Real text: the standard library of the Python that trained it ({data['python_version']}), read at run time:
+  `pydoc_data.topics.topics` and the `.py` sources under `sysconfig.get_paths()["stdlib"]` (no test suites,
+  no site-packages). {data['documents']['train']} training / {data['documents']['heldout']} held-out documents,
+  split by `{data['heldout_rule']}`; {data['tokens']['train']:,} / {data['tokens']['heldout']:,} tokens.
+  Corpus SHA-256: `{data['fingerprint_sha256']}`.
+* Synthetic: BOS + uniformly random non-special tokens with {mix.min_spans}-{mix.max_spans} spans of
+  {mix.min_span_len}-{mix.max_span_len} tokens copied from a random offset to a random later offset
+  (never a fixed offset, which would teach a positional shortcut instead of induction).
+* Mixture: {data['mixture']['synthetic_rows_per_batch']} synthetic + {data['mixture']['text_rows_per_batch']} text rows
+  in every batch of {recipe.batch_size} x {recipe.seq_len} tokens (synthetic fraction {mix.synthetic_fraction}).
+* Tokenizer: byte-level BPE, {meta['tokenizer']['vocab_size']} tokens, trained on the training documents;
+  `<|bos|>`=0, `<|eos|>`=1 (between documents), `<|pad|>`=2. Every training row starts with `<|bos|>`.
+
+## Recipe
+
+| field | value |
+|---|---|
+{recipe_rows}
+
+## Training
+
+{tr['steps']} steps, {tr['tokens_seen']:,} tokens, {tr['wall_time_s']} s wall / {tr['cpu_time_s']} s CPU on
+{tr['threads']} threads ({tr['tokens_per_s']:,} tokens/s). torch {meta['environment']['torch']},
+transformer_lens {meta['environment']['transformer_lens']}, Python {meta['environment']['python']}, {meta['date']}.
+
+| step | loss | synthetic rows | text rows |
+|---|---|---|---|
+{curve_rows}
+
+## Evaluation
+
+* Held-out stdlib text loss: **{ev['heldout_loss']:.3f}** nats/token ({ev['heldout_tokens']:,} tokens in
+  {recipe.eval_heldout_windows} evenly spaced windows).
+* Repeated random tokens (`{json.dumps(ev['eval_inputs'])}`): first half **{ev['first_half_loss']:.3f}**,
+  repeated half **{ev['repeated_half_loss']:.3f}** nats/token (the repeat's first token, which nothing predicts,
+  is left out).
+* Best induction head: **{ev['best_induction_head']['head']}** ({ev['best_induction_head']['score']:.3f});
+  best previous-token head: **{ev['best_previous_token_head']['head']}** ({ev['best_previous_token_head']['score']:.3f}).
+* Requirement ({req['rule']}): **{'passed' if req['passed'] else 'FAILED'}**.
+
+Head scores: mean attention on the role's keys over the query rows where the role is defined
+(`interp_checks.checks.heads.role_scores`), averaged over the {recipe.eval_repeat_n} sequences above.
+
+{_score_table(recipe, ev['head_scores'])}
+"""
