@@ -66,7 +66,8 @@ def bigram_seen_before(tokens: Int[np.ndarray, "n pos"], valid: Bool[np.ndarray,
     return out
 
 
-def _token_text_mask(batch: InputBatch, test: Callable[[str], bool]) -> Bool[np.ndarray, "n pos"]:
+def _token_text_mask(batch: InputBatch, test: Callable[[str, str, int], bool]) -> Bool[np.ndarray, "n pos"]:
+    """Tokens for which ``test(token_text, row_text, token_start)`` holds (text inputs only)."""
     if batch.texts is None or batch.offsets is None:
         raise TokenSetError("this subset reads the tokens' text, so the inputs must start from text (e.g. kind: corpus)")
     out = np.zeros(batch.tokens.shape, dtype=bool)
@@ -74,7 +75,7 @@ def _token_text_mask(batch: InputBatch, test: Callable[[str], bool]) -> Bool[np.
         for p in range(batch.tokens.shape[1]):
             start, stop = batch.offsets[i, p]
             if batch.valid[i, p] and stop > start:
-                out[i, p] = test(text[start:stop])
+                out[i, p] = test(text[start:stop], text, int(start))
     return out
 
 
@@ -82,27 +83,18 @@ _CLOSING = re.compile(r"^\s*[\)\]\}]+\s*$")
 _IDENTIFIER = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*$")
 
 
-def repeated_identifier(batch: InputBatch) -> Bool[np.ndarray, "n pos"]:
+def _is_repeated_identifier(piece: str, text: str, start: int) -> bool:
     """An identifier-like token whose text already occurred earlier in the row's text."""
-    if batch.texts is None or batch.offsets is None:
-        raise TokenSetError("repeated_identifier reads the tokens' text; use text inputs")
-    out = np.zeros(batch.tokens.shape, dtype=bool)
-    for i, text in enumerate(batch.texts):
-        for p in range(batch.tokens.shape[1]):
-            start, stop = batch.offsets[i, p]
-            piece = text[start:stop]
-            if batch.valid[i, p] and _IDENTIFIER.match(piece):
-                out[i, p] = piece.strip() in text[:start]
-    return out
+    return bool(_IDENTIFIER.match(piece)) and piece.strip() in text[:start]
 
 
 PATTERNS: dict[str, tuple[str, Callable[[InputBatch], np.ndarray]]] = {
     "induction_like": ("the previous token and this one occurred together earlier in the sequence", lambda b: bigram_seen_before(b.tokens, b.valid)),
     "repeated_token": ("this token occurred earlier in the sequence", lambda b: seen_before(b.tokens, b.valid)),
-    "closing_bracket": ("a closing bracket", lambda b: _token_text_mask(b, lambda t: bool(_CLOSING.match(t)))),
-    "repeated_identifier": ("an identifier already used earlier in the text", repeated_identifier),
-    "whitespace": ("whitespace only (indentation, newlines)", lambda b: _token_text_mask(b, lambda t: t.strip() == "")),
-    "digits": ("contains a digit", lambda b: _token_text_mask(b, lambda t: any(c.isdigit() for c in t))),
+    "closing_bracket": ("a closing bracket", lambda b: _token_text_mask(b, lambda t, *_: bool(_CLOSING.match(t)))),
+    "repeated_identifier": ("an identifier already used earlier in the text", lambda b: _token_text_mask(b, _is_repeated_identifier)),
+    "whitespace": ("whitespace only (indentation, newlines)", lambda b: _token_text_mask(b, lambda t, *_: t.strip() == "")),
+    "digits": ("contains a digit", lambda b: _token_text_mask(b, lambda t, *_: any(c.isdigit() for c in t))),
 }
 
 
