@@ -2,6 +2,9 @@
 
     interp-checks checks                  list claim families (checks) and input generators
     interp-checks report report.json      re-render report.md from a report.json
+    interp-checks mine --model SPEC --baseline SPEC [--corpus stdlib|PATH] ...
+                                          where two models' per-token log-probs differ, by pattern;
+                                          writes mine.md, mine.json and a draft.claims.yaml
     interp-checks zoo ...                 the bundled toy models (same as python -m interp_checks.zoo)
 """
 
@@ -11,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _list_checks(_: argparse.Namespace) -> int:
@@ -39,6 +43,77 @@ def _render_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mine(args: argparse.Namespace) -> int:
+    from interp_checks.mine import OTHER, MineError, mine, write_mine_report
+
+    try:
+        result = mine(
+            args.model,
+            args.baseline,
+            corpus=args.corpus,
+            split=args.split,
+            max_tokens=None if args.max_tokens == 0 else args.max_tokens,
+            seq_len=args.seq_len,
+            batch_size=args.batch_size,
+            floor=args.floor,
+            top_k=args.top_k,
+            context_chars=args.context_chars,
+            device=args.device,
+            progress=not args.quiet,
+            threads=args.threads,
+        )
+    except (MineError, ValueError) as error:  # ModelSpecError and CorpusError are ValueErrors
+        print(f"interp-checks mine: error: {error}", file=sys.stderr)
+        return 2
+    paths = write_mine_report(result, args.out)
+    print(
+        f"mined {result.tokens_seen:,} tokens of {result.corpus_label} (split {result.split}, "
+        f"{result.windows:,} windows) in {result.seconds:.1f} s ({result.tokens_per_second:,.0f} tokens/s on {result.device})"
+    )
+    for label, path in paths.items():
+        print(f"  {label:9} {path}")
+    total = result.overall.gain_sum
+    print(f"top patterns by total gain of {result.model} over {result.baseline} (nats; sequence-level = per window, 95% CI):")
+    print(f"  {'pattern':20} {'tokens':>10} {'total gain':>11} {'of all':>7} {'per token':>9}  per window [95% CI]")
+    for stats in result.ranked()[:5]:
+        lo, hi = stats.window_ci
+        share = f"{100 * stats.gain_sum / total:6.1f}%" if total else "      -"
+        print(
+            f"  {stats.name:20} {stats.tokens:>10,} {stats.gain_sum:>+11,.1f} {share} {stats.token_mean:>+9.3f}"
+            f"  {stats.window_mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" + ("  (matches no pattern)" if stats.name == OTHER else "")
+        )
+    if "claims" in paths:
+        print(f"run the draft claims with: python -m pytest {paths['claims']}")
+    return 0
+
+
+def _add_mine_parser(commands: Any) -> None:
+    miner = commands.add_parser(
+        "mine",
+        help="find where two models' per-token log-probs differ, grouped by pattern; draft claims",
+        description=(
+            "Run MODEL and BASELINE (same tokenizer) over a corpus; report per pattern how much better MODEL "
+            "predicts the tokens (gain = max(logp_model, floor) - max(logp_baseline, floor)), the contexts with "
+            "the largest gains each way, and a draft claims file. Memory does not grow with the corpus."
+        ),
+    )
+    miner.add_argument("--model", required=True, help="the model whose gains are measured (zoo:, hf:, gguf:, native:)")
+    miner.add_argument("--baseline", required=True, help="the model it is compared with (same tokenizer)")
+    miner.add_argument("--corpus", default="stdlib", help="stdlib, stdlib-docs, stdlib-code, or a .txt/.jsonl file or folder (default stdlib)")
+    miner.add_argument("--split", default="all", choices=["all", "train", "heldout"], help="documents to read (default all)")
+    miner.add_argument("--max-tokens", type=int, default=1_000_000, help="stop after this many tokens; 0 = the whole corpus (default 1000000)")
+    miner.add_argument("--seq-len", type=int, default=None, help="window length (default: the smaller context of the two models)")
+    miner.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+    miner.add_argument("--floor", type=float, default=-5.0, help="log-prob floor of the gain (default -5)")
+    miner.add_argument("--top-k", type=int, default=50, help="contexts listed each way (default 50)")
+    miner.add_argument("--context-chars", type=int, default=60, help="characters of context before a listed token (default 60)")
+    miner.add_argument("--out", default="reports/mine", help="output folder (default reports/mine)")
+    miner.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    miner.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is faster when the cores are busy)")
+    miner.add_argument("--quiet", action="store_true", help="no progress bar")
+    miner.set_defaults(run=_mine)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["zoo"]:
@@ -53,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", help="write here instead of standard output")
     render.set_defaults(run=_render_report)
     commands.add_parser("zoo", help="train or list the bundled toy models (see: interp-checks zoo --help)")
+    _add_mine_parser(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

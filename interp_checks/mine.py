@@ -35,6 +35,7 @@ import heapq
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,8 +411,12 @@ class MineResult:
         return self.tokens_seen / self.seconds if self.seconds > 0 else math.nan
 
     def ranked(self) -> list[PatternStats]:
-        """Patterns (and ``other``) by total gain contribution, largest first."""
-        return sorted(self.patterns.values(), key=lambda s: (-s.gain_sum, s.name))
+        """Patterns (and ``other``) by total gain contribution, largest first.
+
+        Ties (two patterns carrying the same total, e.g. one contains all of the other's gains) go to
+        the larger mean gain per token: the tighter explanation of the same gain.
+        """
+        return sorted(self.patterns.values(), key=lambda s: (-s.gain_sum, -_nan_low(s.token_mean), s.name))
 
     def to_dict(self) -> dict[str, Any]:
         total_tokens, total_gain = self.overall.tokens, self.overall.gain_sum
@@ -511,6 +516,7 @@ def mine(
     progress: bool = True,
     models: Any = None,
     callback: Callable[[MineAggregator], None] | None = None,
+    threads: int | None = None,
 ) -> MineResult:
     """Run ``model`` and ``baseline`` over ``corpus`` and aggregate their per-token gains by pattern.
 
@@ -522,6 +528,8 @@ def mine(
     ``seq_len``: window length (default: the smaller context of the two models); each window is BOS
     + ``seq_len - 1`` document tokens, the last window of a document padded. ``models``: a
     :class:`ModelCache` to load through. ``callback(aggregator)`` is called after every batch.
+    ``threads``: torch CPU threads while mining (restored afterwards); on a machine whose cores are
+    busy with other work, 1 thread can be several times faster than oversubscribed ones.
     """
     from interp_checks.models.cache import ModelCache
     from interp_checks.models.load import resolve_device
@@ -533,6 +541,8 @@ def mine(
         raise MineError(f"floor must be a number <= 0 (a log-prob), got {floor!r}")
     if max_tokens is not None and max_tokens < 1:
         raise MineError(f"max_tokens must be positive (or None for the whole corpus), got {max_tokens}")
+    if threads is not None and threads < 1:
+        raise MineError(f"threads must be >= 1, got {threads}")
     if batch_size < 1 or top_k < 1 or context_chars < 0:
         raise MineError(f"need batch_size >= 1, top_k >= 1, context_chars >= 0; got {batch_size}, {top_k}, {context_chars}")
     device = resolve_device(device)
@@ -562,15 +572,23 @@ def mine(
         tokenizer, top_k=top_k, context_chars=context_chars, prefix=prefix, special_ids=subject.special_token_ids
     )
     encoder = getattr(tokenizer, "backend_tokenizer", tokenizer)  # fast, and no max-length warnings
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
     start = time.perf_counter()
-    for batch in iter_token_batches(
-        source, encoder, seq_len=seq_len, batch_size=batch_size, max_tokens=max_tokens,
-        bos_id=bos, pad_id=pad, split=split, progress=progress,
-    ):
-        gains, model_logp, baseline_logp = score_batch(subject, other, batch.tokens, float(floor), device)
-        aggregator.update(batch, gains, model_logp, baseline_logp)
-        if callback is not None:
-            callback(aggregator)
+    try:
+        for batch in iter_token_batches(
+            source, encoder, seq_len=seq_len, batch_size=batch_size, max_tokens=max_tokens,
+            bos_id=bos, pad_id=pad, split=split, progress=progress,
+        ):
+            gains, model_logp, baseline_logp = score_batch(subject, other, batch.tokens, float(floor), device)
+            aggregator.update(batch, gains, model_logp, baseline_logp)
+            if callback is not None:
+                callback(aggregator)
+    finally:
+        torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - start
     if aggregator.overall.tokens == 0:
         raise MineError(
@@ -688,8 +706,8 @@ def draft_claims(result: MineResult) -> tuple[str, list[dict[str, Any]]] | None:
         threshold = max(_round_down(lo / 2), THRESHOLD_STEP)
         claim = base(f"gain-{stats.name}")
         claim["statement"] = (
-            f"{model} predicts tokens where {stats.description} better than {baseline}, by at least "
-            f"{threshold:g} nats per token on average in a window (mined: {stats.window_mean:.3f} "
+            f"{model} predicts the tokens of pattern {stats.name} ({stats.description}) better than {baseline}, "
+            f"by at least {threshold:g} nats per token on average in a window (mined: {stats.window_mean:.3f} "
             f"[{lo:.3f}, {hi:.3f}] over {stats.windows:,} windows)"
         )
         claim["where"] = {"pattern": stats.name}
@@ -747,12 +765,19 @@ def draft_claims(result: MineResult) -> tuple[str, list[dict[str, Any]]] | None:
     return "\n".join(lines) + "\n", claims
 
 
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_:/.\-]*$")
+
+
 def _yaml_scalar(value: Any) -> str:
+    """A YAML scalar: plain when it reads back as the same string, else a JSON string (valid YAML)."""
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid YAML scalar
+    text = str(value)
+    if _PLAIN.match(text) and not text.endswith(":") and text.lower() not in ("true", "false", "yes", "no", "on", "off", "null"):
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _yaml_flow(mapping: Mapping[str, Any]) -> str:
@@ -838,6 +863,10 @@ def render_markdown(result: MineResult, claims: list[dict[str, Any]] | None = No
         for claim in claims:
             out.append(f"- `{claim['id']}`: {claim['expect']['mean_gain']} — {claim['statement']}")
     return "\n".join(out) + "\n"
+
+
+def _nan_low(x: float) -> float:
+    return x if math.isfinite(x) else -math.inf
 
 
 def _ratio(a: float, b: float) -> float | None:

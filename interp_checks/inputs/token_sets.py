@@ -84,8 +84,11 @@ _IDENTIFIER = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*$")
 
 
 def _is_repeated_identifier(piece: str, text: str, start: int) -> bool:
-    """An identifier-like token whose text already occurred earlier in the row's text."""
-    return bool(_IDENTIFIER.match(piece)) and piece.strip() in text[:start]
+    """An identifier-like token that already occurred earlier in the row's text as a whole word."""
+    if not _IDENTIFIER.match(piece):
+        return False
+    word = piece.strip()
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])", text[:start]) is not None
 
 
 PATTERNS: dict[str, tuple[str, Callable[[InputBatch], np.ndarray]]] = {

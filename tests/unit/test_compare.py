@@ -135,3 +135,11 @@ def test_tokens_after_the_last_shared_boundary_are_left_out():
         model, baseline, 0, np.array([[np.nan, -1.0, -2.0, -3.0]]), np.array([[np.nan, -1.5, -9.0]]), np.ones((1, 4), bool), floor=-5
     )
     assert gains == [pytest.approx(0.5)]  # only "ab" is comparable; "cd" and "ef" end past the last shared boundary
+
+
+def test_repeated_identifier_matches_whole_words_only():
+    text = "value = 1\nval = value"
+    # tokens: "value"(0-5) ... "val"(10-13) ... "value"(16-21)
+    offsets = [[0, 0], [0, 5], [10, 13], [16, 21]]
+    b = batch([[0, 1, 2, 3]], texts=[text], offsets=[offsets])
+    assert select(parse_where({"pattern": "repeated_identifier"}), b)[0].tolist() == [False, False, False, True]
