@@ -1,3 +1,14 @@
-"""Test tiers: tests/unit load no model; tests/integration build tiny models or use the zoo."""
+"""Test tiers: tests/unit load no model; tests/integration build tiny models or use the zoo.
+
+torch, transformers and transformer_lens are imported here, before any test runs, because
+``pytester.runpytest_inprocess`` restores ``sys.modules`` after each inner run: a heavy module
+first imported inside an inner run would be dropped and re-imported later, which native
+extensions do not survive.
+"""
+
+import scipy.stats  # noqa: F401
+import torch  # noqa: F401
+import transformer_lens.model_bridge  # noqa: F401
+import transformers  # noqa: F401
 
 pytest_plugins = ["pytester"]
