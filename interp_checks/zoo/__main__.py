@@ -3,6 +3,7 @@
     python -m interp_checks.zoo list
     python -m interp_checks.zoo tokenizer [--out DIR]
     python -m interp_checks.zoo train NAME|all [--out DIR] [--steps N] [--threads N]
+    python -m interp_checks.zoo card NAME|all [--out DIR]     (rewrite README.md from config.json meta)
 
 ``train`` uses ``DIR/tokenizer.json`` when it exists, else the repository's
 ``fixtures/zoo/tokenizer.json``, else trains one into ``DIR`` first. Retraining the tokenizer
@@ -37,16 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     train_cmd = sub.add_parser("train", help="train one model (or all) and write checkpoint + model card")
     train_cmd.add_argument("name", help="a recipe name from `list`, or `all`")
     train_cmd.add_argument("--out", type=Path, default=zoo_dir())
-    train_cmd.add_argument("--steps", type=int, default=None, help="override the recipe's steps (schedule stretches)")
-    train_cmd.add_argument("--threads", type=int, default=2)
+    train_cmd.add_argument("--steps", type=int, default=None, help="shorter run: N mixture steps, curriculum capped at N")
+    train_cmd.add_argument("--threads", type=int, default=None, help="torch threads (default 1: see interp_checks.zoo.train)")
+    card_cmd = sub.add_parser("card", help="rewrite a trained model's README.md from the meta in its config.json")
+    card_cmd.add_argument("name", help="a recipe name from `list`, or `all`")
+    card_cmd.add_argument("--out", type=Path, default=zoo_dir())
     args = parser.parse_args(argv)
 
     from interp_checks.zoo.recipes import RECIPES
 
     if args.command == "list":
         for name, recipe in RECIPES.items():
-            print(f"{name}: {recipe.n_layers}L d_model {recipe.d_model}, {recipe.n_heads} heads, {recipe.steps} steps "
-                  f"x {recipe.tokens_per_step} tokens, seed {recipe.seed} -- {recipe.description}")
+            print(f"{name}: {recipe.n_layers}L d_model {recipe.d_model}, {recipe.n_heads} heads, seed {recipe.seed}; "
+                  f"curriculum <= {recipe.curriculum_steps} steps, then {recipe.mixture_steps} mixture steps "
+                  f"x {recipe.tokens_per_step()} tokens -- {recipe.description}")
         return 0
     if args.command == "tokenizer":
         from interp_checks.zoo.data import write_tokenizer
@@ -55,7 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}; retrain every model: their token ids changed")
         return 0
 
-    from interp_checks.zoo.train import train
+    if args.command == "card":
+        import json
+
+        from interp_checks.zoo.train import model_card
+
+        for name in list(RECIPES) if args.name == "all" else [args.name]:
+            folder = args.out / name
+            meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))["meta"]
+            (folder / "README.md").write_text(model_card(RECIPES[name], meta), encoding="utf-8")
+            print(f"wrote {folder / 'README.md'}")
+        return 0
+
+    from interp_checks.zoo.train import DEFAULT_THREADS, train
 
     names = list(RECIPES) if args.name == "all" else [args.name]
     unknown = [n for n in names if n not in RECIPES]
@@ -66,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for name in names:
         recipe = RECIPES[name] if args.steps is None else RECIPES[name].with_steps(args.steps)
-        result = train(recipe, args.out, tokenizer_path=tokenizer, threads=args.threads,
+        result = train(recipe, args.out, tokenizer_path=tokenizer, threads=args.threads or DEFAULT_THREADS,
                        log=lambda line: print(line, flush=True))
         if not result.meta["requirements"]["passed"]:
             failed.append(name)

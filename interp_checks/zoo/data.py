@@ -25,13 +25,11 @@ through a ``numpy.random.Generator`` passed in by the caller.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-import sysconfig
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,80 +48,27 @@ BOS_ID, EOS_ID, PAD_ID = 0, 1, 2
 # compress stdlib source to ~3.1 characters per token.
 TOKENIZER_VOCAB_SIZE = 2048
 
-# Percentage of documents held out (by hash of the document name) for the held-out loss.
-HELDOUT_PERCENT = 5
 
-# Directory names under the stdlib that are not "the library": test suites (their text is largely
-# generated fixtures), third-party packages, caches, and the build-config directory.
-SKIP_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"})
-# pydoc_data/topics.py *is* the docs corpus, already read as pydoc_data.topics.topics.
-SKIP_FILES = frozenset({"pydoc_data/topics.py"})
-
-
-@dataclass(frozen=True)
-class Document:
-    """One training document: a stable name (used for the split) and its text."""
-
-    name: str
-    text: str
-
-
-def stdlib_root() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-def _skip_dir(name: str) -> bool:
-    return name in SKIP_DIRS or name.startswith("config-") or name.startswith(".")
-
-
-def stdlib_source_paths(root: Path | None = None) -> list[Path]:
-    """Sorted ``.py`` files of the stdlib, without test suites, site-packages or the docs module."""
-    root = Path(root) if root is not None else stdlib_root()
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
-        for filename in sorted(filenames):
-            if not filename.endswith(".py"):
-                continue
-            path = Path(dirpath) / filename
-            if path.relative_to(root).as_posix() in SKIP_FILES:
-                continue
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+# The corpus itself (file selection, document names, the held-out split, the fingerprint) lives in
+# interp_checks.inputs.corpora, so claims that say `split: heldout` mean exactly the documents the zoo
+# never trained on.
+from interp_checks.inputs.corpora import (  # noqa: E402,F401  (re-exported: the zoo's corpus API)
+    HELDOUT_PERCENT,
+    SKIP_DIRS,
+    SKIP_FILES,
+    Document,
+    corpus_fingerprint,
+    split_documents,
+    split_of,
+    stdlib_root,
+    stdlib_source_paths,
+)
+from interp_checks.inputs.corpora import stdlib_documents as _stdlib_documents  # noqa: E402
 
 
 def stdlib_documents() -> list[Document]:
     """The corpus, in a fixed order: pydoc topics (sorted by key), then stdlib sources (sorted by path)."""
-    from pydoc_data.topics import topics
-
-    documents = [Document(f"pydoc_data.topics/{key}", topics[key]) for key in sorted(topics)]
-    root = stdlib_root()
-    for path in stdlib_source_paths(root):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if text.strip():
-            documents.append(Document(f"stdlib/{path.relative_to(root).as_posix()}", text))
-    return documents
-
-
-def split_of(name: str) -> str:
-    """``"heldout"`` for ~HELDOUT_PERCENT% of document names, ``"train"`` otherwise (hash-based)."""
-    bucket = int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) % 100
-    return "heldout" if bucket < HELDOUT_PERCENT else "train"
-
-
-def split_documents(documents: Iterable[Document]) -> dict[str, list[Document]]:
-    out: dict[str, list[Document]] = {"train": [], "heldout": []}
-    for doc in documents:
-        out[split_of(doc.name)].append(doc)
-    return out
-
-
-def corpus_fingerprint(documents: Iterable[Document]) -> str:
-    """SHA-256 over names and texts: equal fingerprints mean the same training text."""
-    digest = hashlib.sha256()
-    for doc in documents:
-        digest.update(doc.name.encode("utf-8") + b"\0" + doc.text.encode("utf-8") + b"\0")
-    return digest.hexdigest()
+    return list(_stdlib_documents("all"))
 
 
 # --- tokenizer -----------------------------------------------------------------------------------
@@ -238,23 +183,42 @@ def _tokenize_corpus_cached(tokenizer_path: str, digest: str, max_documents: int
 class Mixture:
     """What each training batch is made of.
 
-    ``synthetic_fraction`` of every batch's rows (rounded, the same count in every batch, so the
-    mixture is exact rather than random) are synthetic copy sequences; the rest are windows of real
-    stdlib text.
+    ``synthetic_fraction`` of every batch's *tokens* are synthetic copy sequences, the rest windows
+    of real stdlib text; the row counts are fixed (rounded), so the mixture is exact, not random.
+    Synthetic rows are ``synthetic_seq_len`` tokens long, text rows the recipe's ``seq_len``.
 
-    A synthetic row is written left to right as a sequence of segments (LZ77-style): after BOS and a
-    fresh run of at least ``min_span_len`` random tokens, each next segment is, with probability
-    ``copy_prob``, a *copy* of ``min_span_len``..``max_span_len`` tokens taken from a uniformly random
-    earlier offset of the same row, and otherwise a fresh run of 1..``max_fresh_len`` random tokens.
-    So every row holds several copies, each at its own random distance from its source, and a copy
-    always matches its source exactly (nothing is overwritten afterwards).
+    Why short synthetic rows: at the start of training attention is spread evenly over all earlier
+    keys, so the gradient that grows the previous-token -> induction circuit scales with one over
+    the number of keys. In 2L trials (4096 tokens per step, synthetic only) the circuit had not
+    formed after 900 steps on 128-token rows and formed at step ~450 on 64-token rows; on 256-token
+    rows mixed with text the model settled into an "in-context unigram" solution (attend
+    everywhere, boost tokens already seen). Hence the recipes' curriculum: 64-token rows until the
+    circuit exists, then 128-token rows (copy distances up to ~120) next to 256-token text rows.
+    The text rows (256 tokens) train every position embedding.
+
+    A synthetic row is BOS + uniformly random tokens in which ``min_spans``..``max_spans`` spans of
+    ``min_span_len``..``max_span_len`` tokens are copied from a random source offset to a random later
+    destination. A destination never overlaps an earlier span (source or destination), so every
+    copy matches its source exactly. In trials, long clean copies mattered: an LZ77-style generator
+    (many short copies, copies of copies) left a 2L model in the in-context-unigram solution where
+    this one formed induction heads.
     """
 
     synthetic_fraction: float = 0.5
-    min_span_len: int = 4
+    synthetic_seq_len: int = 128
+    min_spans: int = 1
+    max_spans: int = 2
+    min_span_len: int = 8
     max_span_len: int = 48
-    copy_prob: float = 0.5
-    max_fresh_len: int = 32
+    # Whether the fresh (unpredictable) tokens of synthetic rows carry loss; see ``Batch``.
+    loss_on_fresh: bool = False
+
+    def rows(self, batch_size: int, seq_len: int) -> tuple[int, int]:
+        """(synthetic rows, text rows) for a batch of ``batch_size`` x ``seq_len`` tokens."""
+        syn_len = min(self.synthetic_seq_len, seq_len)
+        n_text = int(round((1 - self.synthetic_fraction) * batch_size))
+        n_syn = int(round(self.synthetic_fraction * batch_size * seq_len / syn_len))
+        return n_syn, n_text
 
 
 @dataclass(frozen=True)
@@ -273,20 +237,23 @@ def synthetic_copy_sequences(
     tokens = np.empty((n, seq_len), dtype=np.int64)
     tokens[:, 0] = BOS_ID
     tokens[:, 1:] = rng.choice(sampleable_ids, size=(n, seq_len - 1))
+    max_len = min(mixture.max_span_len, (seq_len - 1) // 2)
+    min_len = min(mixture.min_span_len, max_len)
     all_spans: list[list[Span]] = []
     for row in range(n):
-        spans = []
-        pos = 1 + int(rng.integers(mixture.min_span_len, mixture.max_fresh_len + mixture.min_span_len + 1))
-        while pos < seq_len:
-            if rng.random() < mixture.copy_prob and pos - 1 >= mixture.min_span_len:
-                length = int(rng.integers(mixture.min_span_len, mixture.max_span_len + 1))
-                length = min(length, seq_len - pos, pos - 1)
-                src = int(rng.integers(1, pos - length + 1))  # the source ends at or before pos
-                tokens[row, pos : pos + length] = tokens[row, src : src + length]
-                spans.append(Span(src, pos, length))
-                pos += length
-            else:
-                pos += int(rng.integers(1, mixture.max_fresh_len + 1))  # keep the random tokens there
+        used = np.zeros(seq_len, dtype=bool)
+        spans: list[Span] = []
+        for _ in range(int(rng.integers(mixture.min_spans, mixture.max_spans + 1))):
+            for _attempt in range(20):  # a later span may not fit next to earlier ones: retry
+                length = int(rng.integers(min_len, max_len + 1))
+                src = int(rng.integers(1, seq_len - 2 * length + 1))
+                dst = int(rng.integers(src + length, seq_len - length + 1))
+                if not used[dst : dst + length].any():
+                    tokens[row, dst : dst + length] = tokens[row, src : src + length]
+                    used[src : src + length] = True
+                    used[dst : dst + length] = True
+                    spans.append(Span(src, dst, length))
+                    break
         all_spans.append(spans)
     return tokens, all_spans
 
@@ -327,10 +294,40 @@ def sampleable_ids(d_vocab: int) -> np.ndarray:
     return ids[~np.isin(ids, [BOS_ID, EOS_ID, PAD_ID])]
 
 
-class BatchSampler:
-    """Seeded batches of the mixture: the first ``n_synthetic`` rows synthetic, the rest real text.
+@dataclass
+class Batch:
+    """One training batch: synthetic rows with their loss mask and planted copies, and text rows.
 
-    Row order within a batch does not matter to the loss, so rows are not shuffled.
+    ``synthetic_mask[i, t]`` says whether predicting ``synthetic[i, t + 1]`` counts. Unless the
+    mixture has ``loss_on_fresh``, only targets inside a copy (after its first token) count: the
+    fresh random tokens are unpredictable by construction and their loss is pure gradient noise
+    (~log(vocab) whatever the model does). In a 2L trial, masking that noise out moved the induction
+    phase change from "not within 1000 steps" to ~650. Once the circuit exists the noise is
+    harmless, and counting fresh tokens keeps the model calibrated on unpredictable tokens (without
+    it, the loss on the first half of repeated random tokens rose to ~17 nats: the model had only
+    ever been graded where copying works). Every target of a text row counts.
+    """
+
+    synthetic: np.ndarray
+    synthetic_mask: np.ndarray
+    spans: list[list[Span]]
+    text: np.ndarray
+
+
+def copy_loss_mask(spans: list[list[Span]], seq_len: int) -> np.ndarray:
+    """[rows, seq_len - 1] mask of the targets an induction head can predict: tokens dst+1 .. dst+len-1."""
+    mask = np.zeros((len(spans), seq_len - 1), dtype=bool)
+    for row, row_spans in enumerate(spans):
+        for span in row_spans:
+            mask[row, span.dst : span.dst + span.length - 1] = True  # target t sits at index t - 1
+    return mask
+
+
+class BatchSampler:
+    """Seeded batches of a mixture (see :class:`Mixture`); all randomness from one Generator.
+
+    ``sample(mixture)`` may be given another mixture than the default, which is how the training
+    curriculum switches from synthetic-only to mixed batches without disturbing the random stream.
     """
 
     def __init__(self, stream: np.ndarray, d_vocab: int, seq_len: int, batch_size: int, mixture: Mixture, seed: int):
@@ -339,10 +336,32 @@ class BatchSampler:
         self.batch_size = batch_size
         self.mixture = mixture
         self.ids = sampleable_ids(d_vocab)
-        self.n_synthetic = int(round(mixture.synthetic_fraction * batch_size))
         self.rng = np.random.default_rng(seed)
 
-    def sample(self) -> tuple[np.ndarray, list[list[Span]]]:
-        synthetic, spans = synthetic_copy_sequences(self.n_synthetic, self.seq_len, self.ids, self.mixture, self.rng)
-        real = text_windows(self.stream, self.batch_size - self.n_synthetic, self.seq_len, self.rng)
-        return np.concatenate([synthetic, real], axis=0), spans
+    def shape(self, mixture: Mixture | None = None) -> dict[str, int]:
+        """Rows and row lengths of a batch of ``mixture`` (default: this sampler's)."""
+        mixture = mixture or self.mixture
+        n_syn, n_text = mixture.rows(self.batch_size, self.seq_len)
+        syn_len = min(mixture.synthetic_seq_len, self.seq_len)
+        return {
+            "synthetic_rows": n_syn,
+            "synthetic_row_len": syn_len,
+            "text_rows": n_text,
+            "text_row_len": self.seq_len,
+            "tokens": n_syn * syn_len + n_text * self.seq_len,
+        }
+
+    def sample(self, mixture: Mixture | None = None) -> Batch:
+        mixture = mixture or self.mixture
+        shape = self.shape(mixture)
+        synthetic, spans = synthetic_copy_sequences(
+            shape["synthetic_rows"], shape["synthetic_row_len"], self.ids, mixture, self.rng
+        )
+        text = text_windows(self.stream, shape["text_rows"], self.seq_len, self.rng) if shape["text_rows"] else (
+            np.zeros((0, self.seq_len), dtype=np.int64)
+        )
+        if mixture.loss_on_fresh:
+            mask = np.ones((shape["synthetic_rows"], shape["synthetic_row_len"] - 1), dtype=bool)
+        else:
+            mask = copy_loss_mask(spans, shape["synthetic_row_len"])
+        return Batch(synthetic, mask, spans, text)

@@ -4,23 +4,47 @@ Why frozen dataclasses rather than YAML: a recipe is code-reviewed with the trai
 ``dataclasses.asdict`` gives the exact record written into each checkpoint's ``meta``, and a typo is
 an error at import time instead of a silently ignored key.
 
-Shared choices, and why:
+Shared choices, and why (the "trials" are 2L/3L runs made while writing this; numbers in the
+report that came with the zoo and in the model cards):
 
-* **attention-only, LayerNorm, learned absolute positions** -- the setting of Elhage et al.,
-  "A Mathematical Framework for Transformer Circuits" (2021), where 1L models provably cannot form
-  induction heads (a key only sees its own token and position) and 2L models do, through K-composition
-  with a previous-token head. Claims about these models can then be checked against known theory.
+* **attention-only, LayerNorm** -- the setting of Elhage et al., "A Mathematical Framework for
+  Transformer Circuits" (2021), where 1L models cannot form induction heads (a key only sees its own
+  token and position) and 2L models do, through K-composition with a previous-token head. Claims
+  about these models can then be checked against known theory.
+* **learned absolute positions** (``positional_embedding_type="standard"``), as in GPT-2: the zoo
+  must export to HF GPT-2 and GGUF (``interp_checks.models.export``) so the same claims can be run
+  on every format. (Rotary positions were tried first and trained faster, but GPT-2 cannot express
+  them.)
 * **d_model 64, 4 heads of d_head 16** -- the same width in every model, so a 2L-vs-1L comparison
   isolates depth. Width is cheap to keep small: in these models the vocabulary, not the width,
   dominates the cost (see ``data.TOKENIZER_VOCAB_SIZE``).
-* **n_ctx 256, trained on 256-token sequences** -- every position embedding is trained, so inputs of
-  up to 2*64+1 tokens (and longer) are in distribution.
-* **batch 16 x 256 tokens** -- measured fastest per token on 2 CPU cores (batch 24-32 spills the
-  logits tensor out of cache and runs 2-3x slower per token).
-* **AdamW, lr 1e-3, linear warmup then cosine to 10%, weight decay 0.05 (matrices only), clip 1.0**
-  -- standard for tiny transformers; decay keeps the (huge, relative to the model) embedding from
-  memorising rare tokens.
-* **mixture: half synthetic copy sequences, half real stdlib text** (see ``data.Mixture``).
+* **n_ctx 256; text rows of 256 tokens** -- inputs of 2*64+1 tokens (and longer) are in range.
+* **4096 tokens per step** (16 x 256 equivalent) -- measured fastest per token on this CPU (bigger
+  batches spill the [batch, pos, 2048] logits out of cache and run 2-3x slower per token).
+* **AdamW, lr 3e-3, 100 warmup steps, flat, cosine to 10% over the last ``decay_steps``; weight
+  decay 0.05 on matrices; clip 1.0** -- tiny models tolerate a high rate, and the induction phase
+  change comes after a plateau that a decaying rate only lengthens.
+* **curriculum, then mixture** (see ``data.Mixture`` and ``data.Batch``):
+
+  1. synthetic copy rows only: 64 rows of 64 tokens, 2-8 copied spans of 2-6 tokens, loss only on
+     the copied tokens -- until the best head's induction score (probed every ``log_every`` steps
+     on repeated random tokens) reaches ``curriculum_until``, at most ``curriculum_steps`` steps;
+  2. then ``mixture_steps`` of 1/4 synthetic (rows of 128, spans of 2-48, every token graded) and
+     3/4 real stdlib text (rows of 256), by tokens. Every model gets the same number of mixture
+     steps, so they have seen the same amount of text when compared on text.
+
+  Why, from the trials: with text in every batch from step 0 (25-50% of tokens) no induction head
+  formed in 1200-1500 steps -- heads went to text statistics and to an "in-context unigram"
+  solution (attend everywhere, boost tokens seen before). On synthetic rows alone, 128 tokens
+  long, none in 900 steps; 64 tokens long, the circuit formed at step ~450 (2L). At the start
+  attention is spread evenly, so the signal that grows the circuit scales with one over the number
+  of keys. Long spans let the copies be solved by a *shifted* circuit: layer-0 heads reading the
+  tokens 9 and 10 back, a layer-1 head matching the current token against the 10-back one and
+  copying the 9-back one -- an induction score of ~0.05 on the standard definition (2L, spans of
+  2-16; a rotary 3L did the same with 8 and 9 on spans of 8-31). A shift of k only predicts copies
+  longer than k, so with spans of 2-6 tokens only the standard one-back circuit pays; it formed at
+  step ~1250 (2L). The 1L model has no curriculum (``curriculum_steps=0``): it cannot form the circuit and
+  the comparison with it is about text, of which it sees the same amount.
 """
 
 from __future__ import annotations
@@ -38,24 +62,51 @@ class Recipe:
 
     name: str
     n_layers: int
-    steps: int
     seed: int
     d_model: int = 64
     n_heads: int = 4
     d_head: int = 16
     n_ctx: int = 256
     normalization_type: str = "LN"
-    positional_embedding_type: str = "standard"
+    positional_embedding_type: str = "rotary"
     d_vocab: int = TOKENIZER_VOCAB_SIZE
     seq_len: int = 256
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     warmup_steps: int = 100
+    decay_steps: int = 500  # cosine decay over the last this-many steps of the run
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
-    mixture: Mixture = field(default_factory=Mixture)
+    # Phase 1: ``curriculum`` batches until the probed induction score reaches ``curriculum_until``
+    # (None: never early), for at most ``curriculum_steps`` steps.
+    curriculum_steps: int = 1200
+    curriculum_until: float | None = 0.8
+    curriculum: Mixture = field(
+        default_factory=lambda: Mixture(
+            synthetic_fraction=1.0,
+            synthetic_seq_len=64,
+            min_spans=1,
+            max_spans=4,
+            min_span_len=2,
+            max_span_len=16,
+            loss_on_fresh=False,
+        )
+    )
+    # Phase 2: ``mixture_steps`` of ``mixture`` batches.
+    mixture_steps: int = 900
+    mixture: Mixture = field(
+        default_factory=lambda: Mixture(
+            synthetic_fraction=0.25,
+            synthetic_seq_len=128,
+            min_spans=1,
+            max_spans=4,
+            min_span_len=2,
+            max_span_len=48,
+            loss_on_fresh=True,
+        )
+    )
     log_every: int = 50
     # Evaluation (end of training).
     eval_seed: int = 1234
@@ -89,21 +140,38 @@ class Recipe:
             "default_prepend_bos": True,
         }
 
-    def lr_at(self, step: int) -> float:
-        """Linear warmup over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
+    @property
+    def max_steps(self) -> int:
+        return self.curriculum_steps + self.mixture_steps
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Linear warmup over ``warmup_steps``, full ``lr``, then a cosine decay to
+        ``min_lr_ratio * lr`` over the last ``decay_steps`` of ``total_steps`` (the run's length is
+        known once the curriculum has ended; the decay always falls in the mixture phase)."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        start = max(self.warmup_steps, total_steps - min(self.decay_steps, self.mixture_steps))
+        if step < start:
+            return self.lr
+        progress = (step - start) / max(1, total_steps - start)
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
 
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.seq_len
+    def tokens_per_step(self, mixture: Mixture | None = None) -> int:
+        """Tokens in one batch of ``mixture`` (default: the phase-2 mixture)."""
+        mixture = mixture or self.mixture
+        n_syn, n_text = mixture.rows(self.batch_size, self.seq_len)
+        return n_syn * min(mixture.synthetic_seq_len, self.seq_len) + n_text * self.seq_len
 
     def with_steps(self, steps: int) -> "Recipe":
-        """The same recipe, shortened or lengthened (the schedule stretches with it)."""
-        return replace(self, steps=steps, warmup_steps=min(self.warmup_steps, max(1, steps // 10)))
+        """A shortened (or lengthened) run: ``steps`` mixture steps, the curriculum capped at ``steps``."""
+        return replace(
+            self,
+            mixture_steps=steps,
+            curriculum_steps=min(self.curriculum_steps, steps),
+            warmup_steps=min(self.warmup_steps, max(1, steps // 10)),
+            decay_steps=min(self.decay_steps, steps),
+        )
 
     def as_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -117,29 +185,26 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="attn-only-1l",
             n_layers=1,
-            steps=1200,
             seed=1,
+            curriculum_steps=0,
             expect_induction=False,
             description="one attention layer: bigram + skip-trigram statistics, no induction (it cannot compose heads)",
         ),
         Recipe(
             name="attn-only-2l",
             n_layers=2,
-            steps=1200,
             seed=2,
             description="two attention layers: the smallest model that forms induction heads (previous-token head + induction head)",
         ),
         Recipe(
             name="attn-only-3l",
             n_layers=3,
-            steps=1200,
             seed=3,
             description="three attention layers",
         ),
         Recipe(
             name="attn-only-4l",
             n_layers=4,
-            steps=1200,
             seed=4,
             description="four attention layers",
         ),
@@ -152,7 +217,6 @@ def micro_recipe(**overrides: Any) -> Recipe:
     base = Recipe(
         name="micro",
         n_layers=1,
-        steps=30,
         seed=0,
         d_model=16,
         d_head=4,
@@ -160,6 +224,12 @@ def micro_recipe(**overrides: Any) -> Recipe:
         seq_len=64,
         batch_size=4,
         warmup_steps=5,
+        decay_steps=10,
+        curriculum_steps=10,
+        curriculum_until=None,
+        curriculum=Mixture(synthetic_fraction=1.0, synthetic_seq_len=32, min_span_len=2, max_span_len=8),
+        mixture_steps=20,
+        mixture=Mixture(synthetic_fraction=0.5, synthetic_seq_len=32, min_span_len=2, max_span_len=8, loss_on_fresh=True),
         log_every=10,
         eval_heldout_windows=4,
         eval_repeat_seq_len=8,

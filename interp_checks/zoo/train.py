@@ -15,6 +15,12 @@ Determinism: ``torch.manual_seed(recipe.seed)``, the model's init seed, and the 
 ``numpy.random.Generator`` seed are all the recipe's seed; the thread count is fixed (float sums
 can differ between thread counts). Same recipe + same machine/library versions -> same weights.
 
+Threads: one by default. Measured on the 2-core build machine (2L, batch 16 x 256): one thread
+costs 0.16 CPU-s per step, two threads 0.19 uncontended (~1.7x the wall speed) but 0.29 when
+another process holds a core -- OpenMP workers then spin waiting for each other and CPU time
+triples for nothing. CPU time is the zoo's budget, so one thread it is; ``--threads 2`` for speed
+on a quiet machine (the weights then differ in the last bits).
+
 Speed: the optimiser steps the bridge's parameters but the forward pass calls
 ``bridge.original_model`` -- the same modules and parameters, without the bridge's input
 handling, ~1.7x faster on CPU. The trainer checks both give the same logits before it saves.
@@ -45,7 +51,7 @@ from interp_checks.zoo.data import (
 )
 from interp_checks.zoo.recipes import Recipe
 
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = 1
 # Requirements the card reports on (``Recipe.expect_induction`` says which side a model must be on).
 INDUCTION_THRESHOLD = 0.5  # some head must reach this (2L+)
 NO_INDUCTION_CEILING = 0.3  # every head must stay below this (1L)
@@ -131,6 +137,43 @@ def evaluate(bridge: Any, recipe: Recipe, heldout_stream: np.ndarray) -> dict[st
     return out
 
 
+def _column_means(rows: list[tuple[float, float, float]]) -> list[float]:
+    """Mean of each column ignoring NaN (a column that is all NaN stays NaN, without a warning)."""
+    array = np.array(rows, dtype=float)
+    out = []
+    for column in array.T:
+        finite = column[~np.isnan(column)]
+        out.append(float(finite.mean()) if finite.size else float("nan"))
+    return out
+
+
+def _repeated_tokens(recipe: Recipe, *, n: int, seed: int) -> torch.Tensor:
+    """BOS + seq random tokens + the same again, from the generator claims use."""
+    from interp_checks.inputs.generators import Vocabulary, generate
+
+    vocab = Vocabulary(recipe.d_vocab, recipe.n_ctx, BOS_ID, frozenset({BOS_ID, EOS_ID, PAD_ID}))
+    spec = {"kind": "repeated_random_tokens", "seq_len": recipe.eval_repeat_seq_len, "n": n}
+    return torch.as_tensor(generate(spec, vocab, seed).tokens)
+
+
+@torch.no_grad()
+def _best_induction(bridge: Any, tokens: torch.Tensor, n_layers: int) -> tuple[str, float]:
+    """The highest induction score of any head (logged during training to show the phase change)."""
+    from interp_checks.checks.heads import induction_mask, role_scores
+
+    bridge.eval()
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
+    _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in names)
+    mask = induction_mask(tokens)
+    best = ("", -1.0)
+    for layer, name in enumerate(names):
+        scores = role_scores(cache[name].float(), mask).nanmean(0)
+        head = int(scores.argmax())
+        if float(scores[head]) > best[1]:
+            best = (f"L{layer}H{head}", float(scores[head]))
+    return best
+
+
 def requirement_checks(recipe: Recipe, results: dict[str, Any]) -> dict[str, Any]:
     """Whether the model shows (2L+) or lacks (1L) induction heads, as the zoo promises."""
     best = results["best_induction_head"]["score"]
@@ -173,45 +216,81 @@ def train(
     model = bridge.original_model  # same parameters, faster forward (see module docstring)
     optimizer = _optimizer(bridge, recipe)
     sampler = BatchSampler(corpus.train, recipe.d_vocab, recipe.seq_len, recipe.batch_size, recipe.mixture, recipe.seed)
-    n_syn = sampler.n_synthetic
+    tokens_seen = 0
 
-    curve: list[dict[str, float]] = []
+    probe_tokens = _repeated_tokens(recipe, n=8, seed=recipe.eval_seed + 1)
+    curve: list[dict[str, Any]] = []
     window: list[tuple[float, float, float]] = []
+    curriculum_end = recipe.curriculum_steps  # moved earlier once the circuit has formed
+    total_steps = curriculum_end + recipe.mixture_steps
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    for step in range(recipe.steps):
+    step = 0
+    while step < total_steps:
+        lr = recipe.lr_at(step, total_steps)
         for group in optimizer.param_groups:
-            group["lr"] = recipe.lr_at(step)
-        tokens = torch.as_tensor(sampler.sample()[0])
-        per_position = _next_token_loss(model(tokens), tokens)
-        loss = per_position.mean()
+            group["lr"] = lr
+        in_curriculum = step < curriculum_end
+        batch = sampler.sample(recipe.curriculum if in_curriculum else recipe.mixture)
+        tokens_seen += batch.synthetic.size + batch.text.size
+        # Two forward passes (synthetic rows are shorter than text rows); one loss: the mean over
+        # every target that carries loss, so each counted token weighs the same.
+        losses, counts = [], []
+        if batch.synthetic.shape[0]:
+            syn_tokens = torch.as_tensor(batch.synthetic)
+            syn_loss = _next_token_loss(model(syn_tokens), syn_tokens)[torch.as_tensor(batch.synthetic_mask)]
+            losses.append(syn_loss.sum())
+            counts.append(syn_loss.numel())
+        if batch.text.shape[0]:
+            text_tokens = torch.as_tensor(batch.text)
+            text_loss = _next_token_loss(model(text_tokens), text_tokens)
+            losses.append(text_loss.sum())
+            counts.append(text_loss.numel())
+        loss = torch.stack(losses).sum() / max(1, sum(counts))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(bridge.parameters(), recipe.grad_clip)
         optimizer.step()
         with torch.no_grad():
-            syn = float(per_position[:n_syn].mean()) if n_syn else float("nan")
-            real = float(per_position[n_syn:].mean()) if n_syn < recipe.batch_size else float("nan")
+            syn = float(syn_loss.mean()) if batch.synthetic.shape[0] else float("nan")
+            real = float(text_loss.mean()) if batch.text.shape[0] else float("nan")
         window.append((loss.item(), syn, real))
-        if (step + 1) % recipe.log_every == 0 or step + 1 == recipe.steps:
-            mean = np.nanmean(np.array(window), axis=0)
+        step += 1
+        at_phase_end = step == curriculum_end
+        if step % recipe.log_every == 0 or step == total_steps or at_phase_end:
+            mean = _column_means(window)
             elapsed = time.perf_counter() - wall0
+            best_head, best_score = _best_induction(bridge, probe_tokens, recipe.n_layers)
+            bridge.train()
             point = {
-                "step": step + 1,
+                "step": step,
+                "phase": "curriculum" if in_curriculum else "mixture",
                 "loss": round(float(mean[0]), 4),
-                "synthetic_loss": round(float(mean[1]), 4),
-                "text_loss": round(float(mean[2]), 4),
-                "lr": recipe.lr_at(step),
+                # None, not NaN, where a stretch had no such rows: config.json must stay strict JSON.
+                "synthetic_loss": _rounded(mean[1]),
+                "text_loss": _rounded(mean[2]),
+                "lr": lr,
+                "best_induction_score": round(best_score, 3),
             }
             curve.append(point)
             window.clear()
-            log(f"[{recipe.name}] step {step + 1}/{recipe.steps} loss {point['loss']:.3f} "
-                f"(synthetic {point['synthetic_loss']:.3f}, text {point['text_loss']:.3f}) "
-                f"lr {point['lr']:.2e} {(step + 1) * recipe.tokens_per_step / elapsed:,.0f} tok/s")
+            log(f"[{recipe.name}] step {step}/{total_steps} ({point['phase']}) loss {point['loss']:.3f} "
+                f"(synthetic {_num(point['synthetic_loss'])}, text {_num(point['text_loss'])}) "
+                f"induction {best_head} {best_score:.2f} lr {lr:.2e} {tokens_seen / elapsed:,.0f} tok/s")
+            if (
+                in_curriculum
+                and not at_phase_end
+                and recipe.curriculum_until is not None
+                and best_score >= recipe.curriculum_until
+            ):
+                curriculum_end = step  # the circuit exists: on to the mixture
+                total_steps = curriculum_end + recipe.mixture_steps
+                log(f"[{recipe.name}] induction score {best_score:.2f} >= {recipe.curriculum_until}: "
+                    f"curriculum ends at step {step}")
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
 
     bridge.eval()
-    probe = torch.as_tensor(sampler.sample()[0][:2])
+    probe = torch.as_tensor(batch.text[:2]) if batch.text.shape[0] else probe_tokens[:2]
     with torch.no_grad():
         if not torch.allclose(bridge(probe), model(probe), atol=1e-4):
             raise RuntimeError("bridge and original_model disagree: the fast training path is not the bridge")
@@ -221,21 +300,26 @@ def train(
         f"repeated half {results['repeated_half_loss']:.3f}, best induction {results['best_induction_head']}, "
         f"best prev-token {results['best_previous_token_head']}, requirement passed: {checks['passed']}")
 
-    tokens_seen = recipe.steps * recipe.tokens_per_step
     meta = {
         "zoo_model": recipe.name,
         "description": recipe.description,
         "recipe": recipe.as_record(),
         "data": {
             **corpus.describe(),
+            "curriculum": {
+                "steps": curriculum_end,
+                "max_steps": recipe.curriculum_steps,
+                "ended_early": curriculum_end < recipe.curriculum_steps,
+                "batch": sampler.shape(recipe.curriculum),
+            },
             "mixture": {
-                "synthetic_rows_per_batch": n_syn,
-                "text_rows_per_batch": recipe.batch_size - n_syn,
+                "steps": recipe.mixture_steps,
+                "batch": sampler.shape(recipe.mixture),
             },
         },
         "tokenizer": {"file": "tokenizer.json", "vocab_size": tokenizer_vocab, "special_tokens": {"<|bos|>": BOS_ID, "<|eos|>": EOS_ID, "<|pad|>": PAD_ID}},
         "training": {
-            "steps": recipe.steps,
+            "steps": total_steps,
             "tokens_seen": tokens_seen,
             "wall_time_s": round(wall, 1),
             "cpu_time_s": round(cpu, 1),
@@ -284,6 +368,45 @@ def _score_table(recipe: Recipe, scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _rounded(value: float) -> float | None:
+    return None if value != value else round(float(value), 4)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"  # no such rows in that stretch
+
+
+def _heads_over(scores: dict[str, float], threshold: float = 0.5) -> str:
+    heads = [f"{head} ({score:.2f})" for head, score in scores.items() if score >= threshold]
+    return ", ".join(heads) if heads else "none"
+
+
+def _curriculum_text(recipe: Recipe, info: dict[str, Any]) -> str:
+    if not info["steps"]:
+        return "none (this model cannot form the circuit it is for; it sees the same text as the others)"
+    if info.get("ended_early"):
+        why = f"ended when the best induction score reached {recipe.curriculum_until}"
+    elif recipe.curriculum_until is None:
+        why = "a fixed length"
+    else:
+        why = f"the maximum: the induction score never reached {recipe.curriculum_until}"
+    return f"steps 1-{info['steps']} are synthetic only ({why})"
+
+
+def _mixture_text(mix: Any) -> str:
+    graded = "every token graded" if mix.loss_on_fresh else "loss only on copied tokens after each copy's first"
+    return f"spans of {mix.min_span_len}-{mix.max_span_len} tokens, {graded}"
+
+
+def _batch_text(shape: dict[str, int]) -> str:
+    parts = []
+    if shape["synthetic_rows"]:
+        parts.append(f"{shape['synthetic_rows']} synthetic rows x {shape['synthetic_row_len']}")
+    if shape["text_rows"]:
+        parts.append(f"{shape['text_rows']} text rows x {shape['text_row_len']}")
+    return " + ".join(parts) + f" = {shape['tokens']:,} tokens per step"
+
+
 def model_card(recipe: Recipe, meta: dict[str, Any]) -> str:
     """A README.md for the checkpoint folder: what it is, how it was made, what it measurably does."""
     ev, tr, data = meta["evaluation"], meta["training"], meta["data"]
@@ -297,7 +420,9 @@ def model_card(recipe: Recipe, meta: dict[str, Any]) -> str:
     curve = tr["loss_curve"]
     picks = curve if len(curve) <= 8 else [curve[i] for i in np.linspace(0, len(curve) - 1, 8).astype(int)]
     curve_rows = "\n".join(
-        f"| {p['step']} | {p['loss']:.3f} | {p['synthetic_loss']:.3f} | {p['text_loss']:.3f} |" for p in picks
+        f"| {p['step']} | {p['loss']:.3f} | {_num(p['synthetic_loss'])} | {_num(p['text_loss'])} "
+        f"| {p['best_induction_score']:.3f} |"
+        for p in picks
     )
     req = meta["requirements"]
     return f"""# {recipe.name}
@@ -305,7 +430,7 @@ def model_card(recipe: Recipe, meta: dict[str, Any]) -> str:
 {recipe.description}.
 
 An attention-only transformer ({recipe.n_layers} layer{'s' if recipe.n_layers > 1 else ''}, d_model {recipe.d_model},
-{recipe.n_heads} heads of d_head {recipe.d_head}, {recipe.normalization_type} normalization, learned absolute positions,
+{recipe.n_heads} heads of d_head {recipe.d_head}, {recipe.normalization_type} normalization, {recipe.positional_embedding_type} positions,
 n_ctx {recipe.n_ctx}, vocabulary {recipe.d_vocab}) trained on CPU by `interp_checks.zoo` for the tests of
 `interp_checks`. Native checkpoint format (`config.json` + `model.safetensors` + `tokenizer.json`); load it with
 `interp_checks.models.native.load_native(folder)`. All numbers below are also in `config.json` under `meta`.
@@ -319,11 +444,13 @@ Retrain: `{meta['retrain']}` (the recipe is `interp_checks/zoo/recipes.py`).
   no site-packages). {data['documents']['train']} training / {data['documents']['heldout']} held-out documents,
   split by `{data['heldout_rule']}`; {data['tokens']['train']:,} / {data['tokens']['heldout']:,} tokens.
   Corpus SHA-256: `{data['fingerprint_sha256']}`.
-* Synthetic: BOS + uniformly random non-special tokens with {mix.min_spans}-{mix.max_spans} spans of
-  {mix.min_span_len}-{mix.max_span_len} tokens copied from a random offset to a random later offset
-  (never a fixed offset, which would teach a positional shortcut instead of induction).
-* Mixture: {data['mixture']['synthetic_rows_per_batch']} synthetic + {data['mixture']['text_rows_per_batch']} text rows
-  in every batch of {recipe.batch_size} x {recipe.seq_len} tokens (synthetic fraction {mix.synthetic_fraction}).
+* Synthetic: BOS + uniformly random non-special tokens in which 1-2 spans are copied from a random source
+  offset to a random later offset (never a fixed offset, which would teach a positional shortcut instead of
+  induction).
+* Curriculum: {_curriculum_text(recipe, data['curriculum'])} ({_batch_text(data['curriculum']['batch'])};
+  {_mixture_text(recipe.curriculum)}). The remaining {data['mixture']['steps']} steps mix synthetic rows and text
+  ({_batch_text(data['mixture']['batch'])}; {_mixture_text(mix)}; synthetic fraction of tokens
+  {mix.synthetic_fraction}). Every text token carries loss.
 * Tokenizer: byte-level BPE, {meta['tokenizer']['vocab_size']} tokens, trained on the training documents;
   `<|bos|>`=0, `<|eos|>`=1 (between documents), `<|pad|>`=2. Every training row starts with `<|bos|>`.
 
@@ -336,11 +463,11 @@ Retrain: `{meta['retrain']}` (the recipe is `interp_checks/zoo/recipes.py`).
 ## Training
 
 {tr['steps']} steps, {tr['tokens_seen']:,} tokens, {tr['wall_time_s']} s wall / {tr['cpu_time_s']} s CPU on
-{tr['threads']} threads ({tr['tokens_per_s']:,} tokens/s). torch {meta['environment']['torch']},
+{tr['threads']} thread(s) ({tr['tokens_per_s']:,} tokens/s). torch {meta['environment']['torch']},
 transformer_lens {meta['environment']['transformer_lens']}, Python {meta['environment']['python']}, {meta['date']}.
 
-| step | loss | synthetic rows | text rows |
-|---|---|---|---|
+| step | loss | synthetic rows (graded tokens) | text rows | best induction score |
+|---|---|---|---|---|
 {curve_rows}
 
 ## Evaluation
@@ -352,6 +479,8 @@ transformer_lens {meta['environment']['transformer_lens']}, Python {meta['enviro
   is left out).
 * Best induction head: **{ev['best_induction_head']['head']}** ({ev['best_induction_head']['score']:.3f});
   best previous-token head: **{ev['best_previous_token_head']['head']}** ({ev['best_previous_token_head']['score']:.3f}).
+* Heads with induction score >= 0.5: {_heads_over(ev['head_scores']['induction'])};
+  with previous-token score >= 0.5: {_heads_over(ev['head_scores']['previous_token'])}.
 * Requirement ({req['rule']}): **{'passed' if req['passed'] else 'FAILED'}**.
 
 Head scores: mean attention on the role's keys over the query rows where the role is defined

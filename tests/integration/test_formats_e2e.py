@@ -4,7 +4,7 @@ tests wrote, bound with ``--interp-model``, and give the same verdicts and estim
 One claims file says ``model: subject``; pytest runs it three times, binding ``subject`` to the
 native checkpoint, to its HuggingFace GPT-2 export and to that export's GGUF file
 (:mod:`interp_checks.models.export`). The subject is the trained zoo model ``attn-only-2l`` when it
-is built (then the claims about its best induction and previous-token heads, read from the
+is built with learned absolute positions, which GPT-2 can express (then the claims about its best induction and previous-token heads, read from the
 checkpoint's metadata, are SUPPORTED in all three formats, and a claim about its weakest head is
 REFUTED), otherwise a random attention-only model (where every head-role claim is REFUTED in all
 three formats). Either way the three reports must agree: same outcome per claim, same estimate to
@@ -39,9 +39,26 @@ RANDOM_ARCH = dict(
 
 
 def _zoo_folder() -> Path | None:
+    """The zoo model, when it exists and GPT-2 can express it (learned absolute positions)."""
     from interp_checks.models.spec import available_zoo_models, zoo_dir
 
-    return zoo_dir() / ZOO_MODEL if ZOO_MODEL in available_zoo_models() else None
+    if ZOO_MODEL not in available_zoo_models():
+        return None
+    folder = zoo_dir() / ZOO_MODEL
+    architecture = json.loads((folder / "config.json").read_text(encoding="utf-8"))["architecture"]
+    return folder if architecture.get("positional_embedding_type", "standard") == "standard" else None
+
+
+def test_export_refuses_a_zoo_model_gpt2_cannot_express(tmp_path):
+    """The zoo uses rotary positions, which GPT-2 has no place for: export says so and writes nothing."""
+    from interp_checks.models.export import export_hf_gpt2
+    from interp_checks.models.spec import available_zoo_models, zoo_dir
+
+    if ZOO_MODEL not in available_zoo_models() or _zoo_folder() is not None:
+        pytest.skip("the zoo model is exportable; the formats test below uses it")
+    with pytest.raises(ValueError, match="rotary"):
+        export_hf_gpt2(zoo_dir() / ZOO_MODEL, tmp_path / "hf")
+    assert not (tmp_path / "hf" / "model.safetensors").exists()
 
 
 def _head_scores(folder: Path) -> dict[str, dict[str, float]]:
