@@ -395,7 +395,7 @@ def _curriculum_text(recipe: Recipe, info: dict[str, Any]) -> str:
 
 def _mixture_text(mix: Any) -> str:
     graded = "every token graded" if mix.loss_on_fresh else "loss only on copied tokens after each copy's first"
-    return f"spans of {mix.min_span_len}-{mix.max_span_len} tokens, {graded}"
+    return f"{mix.min_spans}-{mix.max_spans} spans of {mix.min_span_len}-{mix.max_span_len} tokens per row, {graded}"
 
 
 def _batch_text(shape: dict[str, int]) -> str:
@@ -444,7 +444,7 @@ Retrain: `{meta['retrain']}` (the recipe is `interp_checks/zoo/recipes.py`).
   no site-packages). {data['documents']['train']} training / {data['documents']['heldout']} held-out documents,
   split by `{data['heldout_rule']}`; {data['tokens']['train']:,} / {data['tokens']['heldout']:,} tokens.
   Corpus SHA-256: `{data['fingerprint_sha256']}`.
-* Synthetic: BOS + uniformly random non-special tokens in which 1-2 spans are copied from a random source
+* Synthetic: BOS + uniformly random non-special tokens in which spans are copied from a random source
   offset to a random later offset (never a fixed offset, which would teach a positional shortcut instead of
   induction).
 * Curriculum: {_curriculum_text(recipe, data['curriculum'])} ({_batch_text(data['curriculum']['batch'])};

@@ -84,9 +84,10 @@ def test_recipes_are_the_zoo():
     assert len({r.seed for r in RECIPES.values()}) == len(RECIPES)
     for recipe in RECIPES.values():
         arch = recipe.architecture()
-        # What a GPT-2 can express, so interp_checks.models.export can convert every zoo model.
         assert arch["attn_only"] and arch["normalization_type"] == "LN"
-        assert arch["positional_embedding_type"] == "standard"
+        # Rotary positions (why: recipes.py). GPT-2 cannot express them, so the export refuses the
+        # zoo models; tests/integration/test_formats_e2e.py checks that refusal.
+        assert arch["positional_embedding_type"] == "rotary"
         # Same width everywhere: a 2L-vs-1L comparison isolates depth.
         assert (recipe.d_model, recipe.n_heads, recipe.d_head) == (64, 4, 16)
 
