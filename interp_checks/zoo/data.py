@@ -194,7 +194,8 @@ class Mixture:
     rows mixed with text the model settled into an "in-context unigram" solution (attend
     everywhere, boost tokens already seen). Hence the recipes' curriculum: 64-token rows until the
     circuit exists, then 128-token rows (copy distances up to ~120) next to 256-token text rows.
-    The text rows (256 tokens) train every position embedding.
+    The circuit is content-based and positions are rotary (relative), so it carries over to the
+    longer rows.
 
     A synthetic row is BOS + uniformly random tokens in which ``min_spans``..``max_spans`` spans of
     ``min_span_len``..``max_span_len`` tokens are copied from a random source offset to a random later

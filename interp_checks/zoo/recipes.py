@@ -11,10 +11,12 @@ report that came with the zoo and in the model cards):
   Transformer Circuits" (2021), where 1L models cannot form induction heads (a key only sees its own
   token and position) and 2L models do, through K-composition with a previous-token head. Claims
   about these models can then be checked against known theory.
-* **learned absolute positions** (``positional_embedding_type="standard"``), as in GPT-2: the zoo
-  must export to HF GPT-2 and GGUF (``interp_checks.models.export``) so the same claims can be run
-  on every format. (Rotary positions were tried first and trained faster, but GPT-2 cannot express
-  them.)
+* **rotary positions** rather than learned absolute ones: a previous-token head is then two bias
+  vectors meeting the rotation at offset 1, instead of 256 position embeddings learning to line
+  up. Measured: with absolute positions and the curriculum below, the 2L model built a *shifted*
+  circuit instead (see below) or, with spans of 2-6 tokens, the standard one only at step ~1250
+  (rotary: step 750). Cost: GPT-2 has no rotary positions, so ``interp_checks.models.export``
+  refuses the zoo models (``tests/integration/test_formats_e2e.py`` checks the refusal).
 * **d_model 64, 4 heads of d_head 16** -- the same width in every model, so a 2L-vs-1L comparison
   isolates depth. Width is cheap to keep small: in these models the vocabulary, not the width,
   dominates the cost (see ``data.TOKENIZER_VOCAB_SIZE``).
@@ -26,7 +28,7 @@ report that came with the zoo and in the model cards):
   change comes after a plateau that a decaying rate only lengthens.
 * **curriculum, then mixture** (see ``data.Mixture`` and ``data.Batch``):
 
-  1. synthetic copy rows only: 64 rows of 64 tokens, 2-8 copied spans of 2-6 tokens, loss only on
+  1. synthetic copy rows only: 64 rows of 64 tokens, 1-4 copied spans of 2-16 tokens, loss only on
      the copied tokens -- until the best head's induction score (probed every ``log_every`` steps
      on repeated random tokens) reaches ``curriculum_until``, at most ``curriculum_steps`` steps;
   2. then ``mixture_steps`` of 1/4 synthetic (rows of 128, spans of 2-48, every token graded) and
@@ -36,15 +38,15 @@ report that came with the zoo and in the model cards):
   Why, from the trials: with text in every batch from step 0 (25-50% of tokens) no induction head
   formed in 1200-1500 steps -- heads went to text statistics and to an "in-context unigram"
   solution (attend everywhere, boost tokens seen before). On synthetic rows alone, 128 tokens
-  long, none in 900 steps; 64 tokens long, the circuit formed at step ~450 (2L). At the start
-  attention is spread evenly, so the signal that grows the circuit scales with one over the number
-  of keys. Long spans let the copies be solved by a *shifted* circuit: layer-0 heads reading the
-  tokens 9 and 10 back, a layer-1 head matching the current token against the 10-back one and
-  copying the 9-back one -- an induction score of ~0.05 on the standard definition (2L, spans of
-  2-16; a rotary 3L did the same with 8 and 9 on spans of 8-31). A shift of k only predicts copies
-  longer than k, so with spans of 2-6 tokens only the standard one-back circuit pays; it formed at
-  step ~1250 (2L). The 1L model has no curriculum (``curriculum_steps=0``): it cannot form the circuit and
-  the comparison with it is about text, of which it sees the same amount.
+  long, none in 900 steps; 64 tokens long, the circuit formed at step ~450 (2L, spans of 8-31).
+  At the start attention is spread evenly, so the signal that grows the circuit scales with one
+  over the number of keys. Long spans let the copies be solved by a *shifted* circuit: the 3L
+  model (spans of 8-31) grew layer-0 heads reading the tokens 8 and 9 back and a layer-1 head
+  matching the current token against the 9-back one and copying the 8-back one -- an induction
+  score of 0.00 on the standard definition. A shift of k only predicts copies longer than k, so
+  with spans from 2 tokens the standard one-back circuit pays most; it formed at step 750 (2L,
+  3L) and 850 (4L). The 1L model has no curriculum (``curriculum_steps=0``): it cannot form the
+  circuit, and the comparison with it is about text, of which it sees the same amount.
 """
 
 from __future__ import annotations
