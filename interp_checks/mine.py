@@ -807,7 +807,12 @@ def render_markdown(result: MineResult, claims: list[dict[str, Any]] | None = No
         "## Patterns",
         "",
         "Sorted by each pattern's total gain (the sum of its tokens' gains). A token can match several "
-        "patterns, so the shares add up to more than 100%; `other` is the tokens that match none.",
+        "patterns, so the shares add up to more than 100%; `other` is the tokens that match none."
+        + (
+            " The total over all tokens is negative here, so a pattern with a positive total shows a negative share."
+            if overall.gain_sum < 0
+            else ""
+        ),
         "",
         "- **token-level mean**: over the pattern's tokens, pooled — what the pattern contributes to the total;",
         "- **sequence-level mean**: the mean over windows of each window's mean gain on the pattern's tokens, "
