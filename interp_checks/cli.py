@@ -23,7 +23,8 @@ def _list_checks(_: argparse.Namespace) -> int:
 
     print("checks (claim families):")
     for name, check in sorted(available_checks().items()):
-        print(f"  {name:24} {check.description}; keys: {', '.join(check.params)}; statistics: {', '.join(check.statistics)}")
+        keys = ", ".join(tuple(check.model_roles) + tuple(check.params))
+        print(f"  {name:24} {check.description}; keys: {keys}; statistics: {', '.join(check.statistics)}")
     print("inputs kinds:")
     for name, generator in sorted(available_generators().items()):
         defaults = ", ".join(f"{k}={v}" for k, v in generator.defaults.items())

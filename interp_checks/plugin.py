@@ -342,9 +342,14 @@ class InterpFixture:
             record = result.to_dict(nodeid=f"{node.nodeid}::{result.spec.id}")
             node.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
         if raise_on_failure:
-            failed = [r for r in results if passes(r, inconclusive=self._request.config.getoption(OPT_INCONCLUSIVE)) == "failed"]
+            policy = self._request.config.getoption(OPT_INCONCLUSIVE)
+            verdicts = [passes(r, inconclusive=policy) for r in results]
+            failed = [r for r, verdict in zip(results, verdicts) if verdict == "failed"]
             if failed:
                 pytest.fail("\n\n".join(render_failure(r, "failed") for r in failed), pytrace=False)
+            skipped = [r for r, verdict in zip(results, verdicts) if verdict == "skipped"]
+            if skipped:
+                pytest.skip("inconclusive: " + "; ".join(f"{r.spec.id}: {summary_line(r)}" for r in skipped))
         return results
 
     def check(self, **claim: Any) -> "ClaimResult":

@@ -108,8 +108,9 @@ class HeadRoleCheck:
     * ``layer: 0`` — statistics for every head of the layer, plus ``max_score``: per sequence the
       largest score in the layer ("layer 0 has no induction heads": ``max_score: "< 0.2"``).
     * ``heads_with_role: [L1H0, L1H3]`` — exactly these heads have the role: each listed head meets
-      ``expect`` and every other head of the model meets its negation. All must hold
-      (an intersection-union test, so no extra multiplicity correction inside the claim).
+      ``expect`` and every other head of the model meets its negation. All must hold (an
+      intersection-union test); the engine still adjusts every expectation's p-value with the
+      session's family, which is conservative.
     """
 
     statistics: ClassVar[tuple[str, ...]] = ("score", "max_score")
