@@ -224,3 +224,18 @@ def test_python_claims_through_the_fixture_join_the_report(pytester, random_nati
     result.stdout.fnmatch_lines(["*claim 'false'*REFUTED, expected supported*"])
     families = {c["id"]: c["family"] for c in report(pytester)["claims"]}
     assert families["no-induction-L0"].startswith("python:")
+
+
+def test_inconclusive_python_claims_skip_on_request(pytester, random_native):
+    pytester.makepyfile(
+        test_inconclusive=f"""
+        def test_two_sequences_decide_nothing(interp):
+            interp.check(
+                id="too-few", model="native:{random_native}", check="induction_head", head="L1H0",
+                inputs={{"kind": "repeated_random_tokens", "seq_len": 16, "n": 2}},
+                expect={{"score": ">= 0.05"}},
+            )
+        """
+    )
+    pytester.runpytest_inprocess(FAST).assert_outcomes(failed=1)
+    pytester.runpytest_inprocess(FAST, f"{OPT_INCONCLUSIVE}=skip").assert_outcomes(skipped=1)
