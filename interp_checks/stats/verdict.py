@@ -37,17 +37,9 @@ class Outcome(str, Enum):
 
 
 def _ci_on_claimed_side(comparison: Comparison, lo: float, hi: float) -> bool:
-    t = comparison.threshold
-    if comparison.op == ">=":
-        return lo >= t
-    if comparison.op == ">":
-        return lo > t
-    if comparison.op == "<=":
-        return hi <= t
-    if comparison.op == "<":
-        return hi < t
-    assert comparison.upper is not None
-    return t <= lo and hi <= comparison.upper
+    """The whole interval satisfies the claim: every claim is a half-line or a band (convex), so
+    that holds exactly when both ends do."""
+    return comparison.holds(lo) and comparison.holds(hi)
 
 
 def _ci_on_refuting_side(comparison: Comparison, lo: float, hi: float) -> bool:
