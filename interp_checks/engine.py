@@ -337,9 +337,10 @@ class Engine:
         spec = claim.spec
         results = []
         sizes = []
+        measured_null = np.concatenate(claim.null_measurements) if claim.null_measurements else None
         for stat in claim.prepared.statistics:
             values = np.concatenate(claim.measurements[stat])
-            null = np.concatenate(claim.null_measurements) if claim.null_measurements else np.zeros_like(values)
+            null = measured_null if measured_null is not None else np.zeros_like(values)
             source = claim.prepared.expectation_source.get(stat, stat)
             comparison = spec.expect[source]
             if stat in claim.prepared.negated:

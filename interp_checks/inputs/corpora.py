@@ -280,6 +280,12 @@ def filter_split(documents: Iterable[Document], split: str) -> Iterator[Document
     return (doc for doc in documents if split_of(doc.name) == split)
 
 
+def _split_stream(source: Any, split: str, base_dir: Any) -> Iterator[Document]:
+    """The documents of ``split`` from a source name/path or an iterable of documents, streamed."""
+    documents = iter_documents(source, base_dir=base_dir) if isinstance(source, (str, os.PathLike)) else source
+    return filter_split(documents, split)
+
+
 def sample_documents(
     source: str | os.PathLike | Iterable[Document],
     n: int,
@@ -298,11 +304,7 @@ def sample_documents(
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if isinstance(source, (str, os.PathLike)):
-        documents: Iterable[Document] = iter_documents(source, base_dir=base_dir)
-    else:
-        documents = source
-    stream = filter_split(documents, split)
+    stream = _split_stream(source, split, base_dir)
     if n == 0:
         return []
     reservoir: list[tuple[int, Document]] = []
@@ -388,11 +390,7 @@ def iter_token_batches(
         raise ValueError(f"need seq_len >= {1 + (bos_id is not None)} and batch_size >= 1, got {seq_len}, {batch_size}")
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
-    if isinstance(source, (str, os.PathLike)):
-        documents: Iterable[Document] = iter_documents(source, base_dir=base_dir)
-    else:
-        documents = source
-    stream = filter_split(documents, split)
+    stream = _split_stream(source, split, base_dir)
     return _token_batches(stream, tokenizer, seq_len, batch_size, max_tokens, bos_id, pad_id, progress)
 
 
