@@ -21,7 +21,7 @@ import torch
 
 from interp_checks.checks.base import get_check
 from interp_checks.claims.expect import parse_expectation
-from interp_checks.engine import capture
+from interp_checks.runner import capture
 from interp_checks.checks.base import ModelShape, Needs
 from interp_checks.inputs.generators import Vocabulary, generate
 from interp_checks.models.cache import ModelCache

@@ -24,6 +24,7 @@ import numpy as np
 from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Needs, Prepared, get_check
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec
+from interp_checks.runner import capture
 from interp_checks.inputs.generators import InputBatch, InputSpecError, Vocabulary, generate, input_key, normalise_input_spec
 from interp_checks.stats import Evaluation, Outcome, adjust_p_values, combine, decide, evaluate
 
@@ -169,35 +170,6 @@ def _resolve_input_paths(inputs: Mapping[str, Any], base_dir: Any) -> dict[str, 
 
 def _merge(needs: list[Needs]) -> Needs:
     return Needs(frozenset().union(*(n.hooks for n in needs)), any(n.logits for n in needs))
-
-
-class _StopForward(Exception):
-    """Raised from a hook once every needed activation is stored: the rest of the model is skipped."""
-
-
-def capture(bridge: Any, tokens: Any, needs: Needs) -> dict[str, Any]:
-    """Run ``bridge`` on ``tokens`` keeping only ``needs.hooks``; stop early unless logits are needed."""
-    import torch
-
-    store: dict[str, Any] = {}
-    wanted = set(needs.hooks)
-
-    def keep(tensor: Any, hook: Any) -> None:
-        store[hook.name] = tensor.detach()
-        if not needs.logits and wanted.issubset(store):
-            raise _StopForward
-
-    with torch.inference_mode():
-        try:
-            logits = bridge.run_with_hooks(tokens, fwd_hooks=[(name, keep) for name in sorted(wanted)])
-            if needs.logits:
-                store["logits"] = logits
-        except _StopForward:
-            pass
-    missing = wanted - set(store)
-    if missing:
-        raise RuntimeError(f"the model never produced hook(s) {sorted(missing)}")
-    return store
 
 
 class Engine:

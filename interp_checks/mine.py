@@ -57,7 +57,6 @@ __all__ = [
     "draft_claims",
     "mine",
     "score_batch",
-    "target_logprobs",
     "write_mine_report",
 ]
 
@@ -466,33 +465,18 @@ def _pattern_counts(contexts: list[Context], patterns: Mapping[str, PatternStats
 # --- the forward passes ----------------------------------------------------------------------------
 
 
-def target_logprobs(logits: Any, tokens: Any) -> np.ndarray:
-    """logp of the token at p given the tokens before it, NaN at p = 0.
-
-    Equal to ``compare.next_token_logprobs`` but without materialising the full log-softmax:
-    ``logit[target] - logsumexp(logits)``, which halves the memory traffic on a large vocabulary.
-    """
-    import torch
-
-    logits = logits[:, :-1].float()
-    target = tokens[:, 1:].long()
-    picked = logits.gather(-1, target[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)
-    out = picked.cpu().numpy().astype(np.float64)
-    return np.concatenate([np.full((out.shape[0], 1), np.nan), out], axis=1)
-
-
 def score_batch(model: Any, baseline: Any, tokens: np.ndarray, floor: float, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gains, model logp, baseline logp) for a batch of token rows: one logits-only pass per model."""
     import torch
 
     from interp_checks.checks.base import Needs
-    from interp_checks.engine import capture
+    from interp_checks.runner import capture, next_token_logprobs
 
     needs = Needs(frozenset(), logits=True)
     batch = torch.as_tensor(tokens, device=device)
     with torch.inference_mode():
-        model_logp = target_logprobs(capture(model.bridge, batch, needs)["logits"], batch)
-        baseline_logp = target_logprobs(capture(baseline.bridge, batch, needs)["logits"], batch)
+        model_logp = next_token_logprobs(capture(model.bridge, batch, needs)["logits"], batch)
+        baseline_logp = next_token_logprobs(capture(baseline.bridge, batch, needs)["logits"], batch)
     return token_gains(model_logp, baseline_logp, floor), model_logp, baseline_logp
 
 

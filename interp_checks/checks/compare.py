@@ -34,17 +34,10 @@ from jaxtyping import Float, Int
 from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import TokenSetError, parse_where, select
+from interp_checks.runner import next_token_logprobs
 
 BASELINE = "baseline"
 DEFAULT_FLOOR = -5.0
-
-
-def next_token_logprobs(logits: Float[torch.Tensor, "n pos vocab"], tokens: Int[np.ndarray, "n pos"]) -> np.ndarray:
-    """logp of the token at p given the tokens before it; NaN at p = 0 (nothing predicts it)."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    target = torch.as_tensor(tokens[:, 1:], device=logits.device).long()
-    picked = logp.gather(-1, target[..., None])[..., 0].cpu().numpy()
-    return np.concatenate([np.full((tokens.shape[0], 1), np.nan), picked], axis=1)
 
 
 def floored(logp: np.ndarray, floor: float) -> np.ndarray:

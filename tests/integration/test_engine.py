@@ -12,7 +12,8 @@ from interp_checks import engine as engine_module
 from interp_checks.checks.base import Needs
 from interp_checks.claims.expect import parse_expectation
 from interp_checks.claims.schema import ClaimSpec
-from interp_checks.engine import Engine, Settings, capture
+from interp_checks.engine import Engine, Settings
+from interp_checks.runner import capture
 from interp_checks.inputs.generators import InputSpecError, Vocabulary, generate
 from interp_checks.models.native import boot_random, save_native
 

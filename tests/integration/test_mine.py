@@ -26,12 +26,13 @@ import numpy as np
 import pytest
 
 import interp_checks.mine as mine_module
-from interp_checks.checks.compare import next_token_logprobs, token_gains
+from interp_checks.checks.compare import token_gains
+from interp_checks.runner import next_token_logprobs
 from interp_checks.cli import main as cli_main
 from interp_checks.inputs.corpora import iter_token_batches
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import PATTERNS, Where, select
-from interp_checks.mine import OTHER, MineAggregator, MineError, mine, target_logprobs, token_strings, write_mine_report
+from interp_checks.mine import OTHER, MineAggregator, MineError, mine, token_strings, write_mine_report
 from interp_checks.models.native import boot_random, save_native
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,15 +92,6 @@ def run(models, corpus, **kwargs):
 
 
 # --- exactness -------------------------------------------------------------------------------------
-
-
-def test_target_logprobs_equal_the_checks_definition():
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 9, 50, generator=generator) * 4
-    tokens = np.random.default_rng(0).integers(0, 50, size=(3, 9))
-    np.testing.assert_allclose(target_logprobs(logits, torch.as_tensor(tokens)), next_token_logprobs(logits, tokens), atol=1e-5)
 
 
 def brute_force(models, corpus):
