@@ -4,8 +4,12 @@
     forward pass per distinct model (a claim's subject and any other role, e.g. a baseline) and one
     per random-weights twin, caching only the union of the hooks the group's claims need from that
     model and stopping as soon as the last of them has fired (no unembedding unless a claim needs
-    logits) --> per-sequence measurements --> stats.evaluate --> p-values adjusted over the family
-    --> stats.decide --> ClaimResult
+    logits) --> per-sequence measurements --> stats.evaluate (per expectation) --> claim-level
+    p-values (stats.claim_p_values) adjusted over the family --> stats.decide_claim --> ClaimResult
+
+The family is fixed before anything runs (``Family``): its size is the number of claims the
+session collected, whatever ``-k`` or ``--lf`` selects, and claims judged in later calls (Python
+claims) join the same ledger, so no re-run or selection judges a claim more leniently.
 
 The engine knows no claim family: it talks to checks through ``checks.base.Check`` and to
 statistics through ``interp_checks.stats``. Every failure is caught per claim (or per group,
@@ -26,9 +30,18 @@ from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec
 from interp_checks.runner import capture
 from interp_checks.inputs.generators import InputBatch, InputSpecError, Vocabulary, generate, input_key, normalise_input_spec
-from interp_checks.stats import Evaluation, Outcome, adjust_p_values, combine, decide, evaluate
+from interp_checks.results import ERROR, ClaimResult, ExpectationResult
+from interp_checks.stats import (
+    Evaluation,
+    Outcome,
+    adjust_p_values,
+    claim_p_values,
+    decide_claim,
+    evaluate,
+    evaluate_largest_mean,
+)
 
-ERROR = "error"
+__all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "passes"]
 
 
 @dataclass
@@ -41,98 +54,39 @@ class Settings:
     n_resamples: int = 9999
     batch_size: int = 64
     null_seed: int = 0
+    null_draws: int = 5
     bindings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
-class ExpectationResult:
-    statistic: str
-    comparison: str
-    evaluation: Evaluation | None
-    p_adjusted: float = float("nan")
-    p_adjusted_refute: float = float("nan")
-    outcome: str = Outcome.INCONCLUSIVE.value
+class Family:
+    """The claims whose p-values are adjusted together, and what is known of them so far.
 
-    def to_dict(self) -> dict[str, Any]:
-        ev = self.evaluation.to_dict() if self.evaluation else {}
-        return {
-            "statistic": self.statistic,
-            "comparison": self.comparison,
-            "estimate": ev.get("estimate"),
-            "ci": ev.get("ci"),
-            "ci_level": ev.get("ci_level"),
-            "ci_method": ev.get("ci_method"),
-            "test": ev.get("test"),
-            "p_value": ev.get("p_value"),
-            "p_adjusted": _finite_or_none(self.p_adjusted),
-            "p_value_refute": ev.get("p_value_refute"),
-            "p_adjusted_refute": _finite_or_none(self.p_adjusted_refute),
-            "effect_size": ev.get("effect_size"),
-            "effect_size_kind": ev.get("effect_size_kind"),
-            "null_estimate": ev.get("null_estimate"),
-            "n": ev.get("n"),
-            "note": ev.get("note"),
-            "outcome": self.outcome,
-        }
+    ``size`` is fixed up front (the claims a session collected, or the claims of one call): claims
+    not judged yet count as p = 1 (``adjust_p_values(..., family_size=)``), so a selection or a
+    re-run is never judged more leniently than the whole family would be. ``support`` and
+    ``refute`` keep the claim-level raw p-values of every claim judged so far; a later call (a
+    Python claim) is adjusted together with them. If more claims are judged than ``size`` foresaw,
+    the family grows to fit and ``grew`` records it (claims judged earlier kept the smaller size).
+    """
 
+    name: str = "session"
+    size: int = 0
+    support: list[float] = field(default_factory=list)
+    refute: list[float] = field(default_factory=list)
+    grew: bool = False
 
-@dataclass
-class ClaimResult:
-    spec: ClaimSpec
-    outcome: str
-    expectations: list[ExpectationResult] = field(default_factory=list)
-    error: str | None = None
-    model: str = ""
-    null: str | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
-    n: int | None = None
-    duration_s: float = 0.0
-    family: str = "session"
-    adjust: str = "holm"
-    alpha: float = 0.05
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def effect_size(self) -> tuple[float | None, str | None]:
-        """The claim's weakest expectation (smallest |effect|), since all of them must hold."""
-        candidates = [
-            (e.evaluation.effect_size, e.evaluation.effect_size_kind)
-            for e in self.expectations
-            if e.evaluation is not None and e.evaluation.effect_size is not None and np.isfinite(e.evaluation.effect_size)
-        ]
-        if not candidates:
-            return None, None
-        return min(candidates, key=lambda pair: abs(pair[0]))
-
-    def to_dict(self, nodeid: str = "") -> dict[str, Any]:
-        effect, kind = self.effect_size
-        return {
-            "id": self.spec.id,
-            "nodeid": nodeid,
-            "file": str(self.spec.path),
-            "statement": self.spec.statement,
-            "check": self.spec.check,
-            "model": self.model or self.spec.model,
-            "outcome": self.outcome,
-            "expected": self.spec.expected,
-            "effect_size": effect,
-            "effect_size_kind": kind,
-            "null": self.null,
-            "n": self.n,
-            "seed": self.spec.seed,
-            "inputs": self.inputs or self.spec.inputs,
-            "duration_s": round(self.duration_s, 4),
-            "family": self.family,
-            "adjust": self.adjust,
-            "alpha": self.alpha,
-            "error": self.error,
-            "notes": self.notes,
-            "expectations": [e.to_dict() for e in self.expectations],
-        }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None
+    def adjust(self, support: list[float], refute: list[float], method: str) -> tuple[list[float], list[float]]:
+        """Add claims' raw p-values to the ledger; their adjusted values over the whole family."""
+        first = len(self.support)
+        self.support += support
+        self.refute += refute
+        if len(self.support) > self.size:
+            self.grew = self.size > 0
+            self.size = len(self.support)
+        adjusted_support = adjust_p_values(self.support, method, family_size=self.size)[first:]
+        adjusted_refute = adjust_p_values(self.refute, method, family_size=self.size)[first:]
+        return [float(p) for p in adjusted_support], [float(p) for p in adjusted_refute]
 
 
 @dataclass
@@ -143,9 +97,10 @@ class PreparedClaim:
     models: dict[str, Any]  # role -> LoadedModel
     inputs: dict[str, Any]
     input_key: str
-    seconds: float = 0.0
+    load_s: float = 0.0
+    measure_s: float = 0.0
     measurements: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
-    null_measurements: list[np.ndarray] = field(default_factory=list)
+    null_measurements: dict[int, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     error: str | None = None  # set when this claim's own measurement failed; its group carries on
 
     @property
@@ -187,7 +142,7 @@ class Engine:
         """Resolve the model, validate the claim against the check and model. Raises ClaimFileError."""
         from interp_checks.models.spec import ModelSpecError, parse_model_spec
 
-        start = time.perf_counter()
+        load_s = 0.0
 
         def fail(message: str) -> ClaimFileError:
             return ClaimFileError(spec.path, message, spec.id)
@@ -224,7 +179,9 @@ class Engine:
             prefix = "" if role == MODEL else f"{role}: "
             try:
                 model_spec = parse_model_spec(text, base_dir=spec.base_dir, bindings=self.settings.bindings)
+                started = time.perf_counter()
                 models[role] = self.models.get(model_spec, self.settings.device)
+                load_s += time.perf_counter() - started  # ~0 when an earlier claim loaded it
             except ModelSpecError as error:
                 raise fail(prefix + str(error)) from None
             except Exception as error:  # a loader failure must not take the other claims down
@@ -235,7 +192,7 @@ class Engine:
             prepared = check.prepare(params, shapes, spec.expect)
         except CheckError as error:
             raise fail(str(error)) from None
-        return PreparedClaim(spec, check, prepared, models, inputs, input_key(inputs, spec.seed), time.perf_counter() - start)
+        return PreparedClaim(spec, check, prepared, models, inputs, input_key(inputs, spec.seed), load_s=load_s)
 
     # -- measuring ---------------------------------------------------------------------------------
 
@@ -248,19 +205,21 @@ class Engine:
         the hooks its claims need) and one per random-weights twin, every claim measuring each chunk."""
         import torch
 
-        start = time.perf_counter()
         models: dict[str, Any] = {}
         needs: dict[str, list[Needs]] = defaultdict(list)
-        twins: dict[str, Any] = {}
+        twins: dict[str, list[Any]] = {}
         null_needs: dict[str, list[Needs]] = defaultdict(list)
         for claim in claims:
             for role, loaded in claim.models.items():
                 models[str(loaded.spec)] = loaded
                 needs[str(loaded.spec)].append(claim.prepared.needs.get(role, Needs(frozenset())))
             if claim.prepared.null_needs is not None:
-                subject = claim.models[MODEL]
-                twins[claim.model_key] = self.models.random_twin(subject.spec, self.settings.device, self.settings.null_seed)
+                if claim.model_key not in twins:
+                    started = time.perf_counter()
+                    twins[claim.model_key] = self._random_twins(claim.models[MODEL].spec)
+                    claim.load_s += time.perf_counter() - started
                 null_needs[claim.model_key].append(claim.prepared.null_needs)
+        start = time.perf_counter()
         batches = {key: self._batch_for(loaded, claims[0]) for key, loaded in models.items()}
         sizes = {batch.n for batch in batches.values()}
         if len(sizes) != 1:
@@ -291,16 +250,22 @@ class Engine:
                 for stat, array in values.items():
                     claim.measurements[stat].append(np.asarray(array, dtype=float))
             del activations
-            for key, twin in twins.items():
-                null_activations = capture(twin.bridge, tokens[key], merged_null[key])
-                for claim in claims:
-                    if claim.prepared.null_needs is not None and claim.model_key == key:
-                        null = claim.check.measure_null(claim.prepared, null_activations, chunks[key])
-                        claim.null_measurements.append(np.asarray(null, dtype=float))
-                del null_activations
+            for key, draws in twins.items():
+                for draw, twin in enumerate(draws):
+                    null_activations = capture(twin.bridge, tokens[key], merged_null[key])
+                    for claim in claims:
+                        if claim.prepared.null_needs is not None and claim.model_key == key and claim.error is None:
+                            null = claim.check.measure_null(claim.prepared, null_activations, chunks[key])
+                            claim.null_measurements[draw].append(np.asarray(null, dtype=float))
+                    del null_activations
         shared = (time.perf_counter() - start) / len(claims)
         for claim in claims:
-            claim.seconds += shared
+            claim.measure_s += shared
+
+    def _random_twins(self, spec: Any) -> list[Any]:
+        """``null_draws`` random-weights twins of a model (seeds null_seed, null_seed + 1, ...)."""
+        first = self.settings.null_seed
+        return [self.models.random_twin(spec, self.settings.device, first + d) for d in range(max(1, self.settings.null_draws))]
 
     # -- judging -----------------------------------------------------------------------------------
 
@@ -309,57 +274,79 @@ class Engine:
         spec = claim.spec
         results = []
         sizes = []
-        measured_null = np.concatenate(claim.null_measurements) if claim.null_measurements else None
+        null = self._null_matrix(claim)
+        null_kind = claim.check.null_description(claim.prepared)
         for stat in claim.prepared.statistics:
             values = np.concatenate(claim.measurements[stat])
-            null = measured_null if measured_null is not None else np.zeros_like(values)
             source = claim.prepared.expectation_source.get(stat, stat)
             comparison = spec.expect[source]
             if stat in claim.prepared.negated:
                 comparison = negate(comparison)
-            defined = np.isfinite(values) & np.isfinite(null)
-            evaluation = evaluate(
-                values[defined],
-                comparison,
+            rows = values if values.ndim == 2 else values[:, None]
+            defined = np.isfinite(rows).all(axis=1)
+            if null is not None:
+                defined &= np.isfinite(null).all(axis=1)
+            common = dict(
                 statistic=stat,
                 alpha=self.settings.alpha,
                 seed=spec.seed,
-                null_samples=null[defined],
-                null_kind=claim.check.null_description(claim.prepared),
+                null_samples=None if null is None else null[defined],
+                null_kind=null_kind,
                 n_resamples=self.settings.n_resamples,
             )
+            members = claim.prepared.members.get(stat)
+            if members is not None:
+                evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
+            else:
+                evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
             results.append(ExpectationResult(stat, str(comparison), evaluation))
-        claim.seconds += time.perf_counter() - start
+        claim.measure_s += time.perf_counter() - start
         return ClaimResult(
             spec,
             Outcome.INCONCLUSIVE.value,
             results,
             model=claim.describe_models(),
-            null=claim.check.null_description(claim.prepared),
+            null=null_kind,
             inputs=claim.inputs,
             n=min(sizes) if sizes else 0,
-            duration_s=claim.seconds,
+            load_s=claim.load_s,
+            measure_s=claim.measure_s,
             notes=list(claim.prepared.notes),
         )
 
-    def _adjust_and_decide(self, results: list[ClaimResult]) -> None:
-        expectations = [e for r in results if r.outcome != ERROR for e in r.expectations if e.evaluation]
-        support = adjust_p_values([e.evaluation.p_value for e in expectations], self.settings.adjust)
-        refute = adjust_p_values([e.evaluation.p_value_refute for e in expectations], self.settings.adjust)
-        for expectation, p_support, p_refute in zip(expectations, support, refute):
-            expectation.p_adjusted = float(p_support)
-            expectation.p_adjusted_refute = float(p_refute)
-            expectation.outcome = decide(
-                expectation.evaluation, p_adjusted=float(p_support), p_adjusted_refute=float(p_refute), alpha=self.settings.alpha
-            ).value
-        for result in results:
-            if result.outcome != ERROR:
-                result.outcome = combine(Outcome(e.outcome) for e in result.expectations).value
+    @staticmethod
+    def _null_matrix(claim: PreparedClaim) -> np.ndarray | None:
+        """[sequences, draws] null values (one column per random initialisation), or None."""
+        if not claim.null_measurements:
+            return None
+        return np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)], axis=1)
 
-    def evaluate(self, specs: Iterable[ClaimSpec], *, family: str = "session") -> list[ClaimResult]:
-        """Evaluate claims together: shared forward passes, one multiplicity family. Never raises for bad claims."""
+    def _adjust_and_decide(self, results: list[ClaimResult], family: Family) -> None:
+        judged = [r for r in results if r.outcome != ERROR and r.expectations]
+        evaluations = [[e.evaluation for e in r.expectations] for r in judged]
+        raw = [claim_p_values(evs) for evs in evaluations]
+        support, refute = family.adjust([p for p, _ in raw], [p for _, p in raw], self.settings.adjust)
+        for result, evs, p_support, p_refute in zip(judged, evaluations, support, refute):
+            decision = decide_claim(evs, p_adjusted=p_support, p_adjusted_refute=p_refute, alpha=self.settings.alpha)
+            for expectation, outcome, a, b in zip(result.expectations, decision.outcomes, decision.p_adjusted, decision.p_adjusted_refute):
+                expectation.outcome, expectation.p_adjusted, expectation.p_adjusted_refute = outcome.value, a, b
+            result.outcome = decision.outcome.value
+            result.deciding = decision.deciding
+            result.p_value = decision.p_value
+        for result in results:
+            result.family, result.family_size = family.name, family.size
+            result.adjust, result.alpha = self.settings.adjust, self.settings.alpha
+
+    def evaluate(self, specs: Iterable[ClaimSpec], *, family: Family | str | None = None) -> list[ClaimResult]:
+        """Evaluate claims together: shared forward passes, one multiplicity family. Never raises for bad claims.
+
+        ``family`` is the session's :class:`Family` (claims judged across calls share it); a name or
+        None makes a new family of exactly these claims.
+        """
         specs = list(specs)
+        if not isinstance(family, Family):
+            family = Family(name=family or "claims", size=len(specs))
         results: dict[int, ClaimResult] = {}
         prepared: list[tuple[int, PreparedClaim]] = []
         for index, spec in enumerate(specs):
@@ -394,9 +381,7 @@ class Engine:
                     results[index] = ClaimResult(claim.spec, ERROR, error=f"{claim.spec.path}, claim {claim.spec.id!r}: {error}")
 
         ordered = [results[i] for i in range(len(specs))]
-        for result in ordered:
-            result.family, result.adjust, result.alpha = family, self.settings.adjust, self.settings.alpha
-        self._adjust_and_decide(ordered)
+        self._adjust_and_decide(ordered, family)
         return ordered
 
 

@@ -7,14 +7,18 @@ claim file is collected or the ``interp`` fixture is used.
 How a run goes: each claim of a ``*.claims.yaml`` file is a ``ClaimItem`` (node id
 ``path::claim-id``, so ``-k``, ``-m``, ``--lf``, ``-x`` and junit work as usual). The first claim
 item to run evaluates every selected claim item of the session at once, so claims on the same
-model and inputs share forward passes and their p-values are adjusted as one family; each item
-then reports its own verdict. Results travel on ``user_properties`` (so they survive xdist and
+model and inputs share forward passes; each item then reports its own verdict. The multiplicity
+family is fixed at collection, before ``-k``, ``-m`` or ``--lf`` deselect anything: every claim in
+the claim files under the paths pytest was given, plus one slot per test that uses the ``interp``
+fixture (claims not run count as p = 1), so a re-run of one failed claim is judged as strictly as
+the full run, and Python claims join the same family. Results travel on ``user_properties`` (so they survive xdist and
 land in junit XML), and the controller writes ``report.json`` and ``report.md`` at the end.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -23,7 +27,8 @@ import pytest
 
 if TYPE_CHECKING:
     from interp_checks.claims.schema import ClaimSpec
-    from interp_checks.engine import ClaimResult, Engine, Settings
+    from interp_checks.engine import Engine, Family, Settings
+    from interp_checks.results import ClaimResult
 
 # Option names: the one place they are defined; tests and docs reuse these constants.
 OPT_MODEL = "--interp-model"
@@ -34,6 +39,7 @@ OPT_INCONCLUSIVE = "--interp-inconclusive"
 OPT_REPORT = "--interp-report"
 OPT_RESAMPLES = "--interp-resamples"
 OPT_BATCH_SIZE = "--interp-batch-size"
+OPT_NULL_DRAWS = "--interp-null-draws"
 
 CLAIM_FILE_SUFFIX = ".claims.yaml"
 RESULT_PROPERTY = "interp_claim"
@@ -73,6 +79,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(OPT_RESAMPLES, type=int, default=9999, help="bootstrap resamples per interval. Default: 9999.")
     group.addoption(OPT_BATCH_SIZE, type=int, default=64, help="sequences per forward pass. Default: 64.")
+    group.addoption(
+        OPT_NULL_DRAWS,
+        type=int,
+        default=5,
+        help="random initialisations pooled into a random-weights null (each is one draw of the null). Default: 5.",
+    )
 
 
 @dataclass
@@ -81,6 +93,7 @@ class SessionState:
 
     config: pytest.Config
     engine: "Engine | None" = None
+    family: "Family | None" = None
     results: dict[str, "ClaimResult"] = field(default_factory=dict)
     evaluated: bool = False
     reported: list[dict[str, Any]] = field(default_factory=list)
@@ -98,6 +111,7 @@ class SessionState:
             adjust=option(OPT_ADJUST),
             n_resamples=option(OPT_RESAMPLES),
             batch_size=option(OPT_BATCH_SIZE),
+            null_draws=option(OPT_NULL_DRAWS),
             bindings=bindings,
         )
 
@@ -108,18 +122,26 @@ class SessionState:
             self.engine = Engine(self.settings())
         return self.engine
 
+    def get_family(self) -> "Family":
+        """The session's multiplicity family (sized at collection; see the module docstring)."""
+        if self.family is None:
+            from interp_checks.engine import Family
+
+            self.family = Family(name="session", size=0)
+        return self.family
+
     def evaluate_session_claims(self, session: pytest.Session) -> None:
-        """Evaluate all selected claim items together (shared passes, one multiplicity family)."""
+        """Evaluate all selected claim items together (shared passes, the session's family)."""
         if self.evaluated:
             return
         self.evaluated = True
         items = [item for item in session.items if isinstance(item, ClaimItem)]
         try:
-            results = self.get_engine().evaluate([item.spec for item in items], family="session")
+            results = self.get_engine().evaluate([item.spec for item in items], family=self.get_family())
         except Exception as error:  # an engine bug: every claim reports it rather than a KeyError
-            from interp_checks.engine import ERROR, ClaimResult
+            from interp_checks.results import ERROR, ClaimResult
 
-            message = f"the engine failed before judging this claim: {type(error).__name__}: {error}"
+            message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
             results = [ClaimResult(item.spec, ERROR, error=message) for item in items]
         self.results = {item.nodeid: result for item, result in zip(items, results)}
 
@@ -142,6 +164,8 @@ def _validate_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{OPT_RESAMPLES} must be at least 99")
     if config.getoption(OPT_BATCH_SIZE) < 1:
         raise pytest.UsageError(f"{OPT_BATCH_SIZE} must be at least 1")
+    if config.getoption(OPT_NULL_DRAWS) < 1:
+        raise pytest.UsageError(f"{OPT_NULL_DRAWS} must be at least 1")
     for text in config.getoption(OPT_MODEL):
         if "=" not in text:
             raise pytest.UsageError(f"{OPT_MODEL} expects NAME=SPEC (e.g. candidate=hf:./ckpt), got {text!r}")
@@ -149,6 +173,37 @@ def _validate_options(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _validate_options(session.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Size the multiplicity family before ``-k``, ``-m``, ``--lf`` or ``--deselect`` drop items."""
+    state = config.stash[STATE]
+    family = state.get_family()
+    claim_files = {item.path for item in items if isinstance(item, ClaimItem)} | set(_claim_files_under(config))
+    python_slots = sum(1 for item in items if "interp" in getattr(item, "fixturenames", ()))
+    family.size = _count_claims(claim_files) + python_slots
+
+
+def _claim_files_under(config: pytest.Config) -> Iterator[Path]:
+    """Claim files under the paths pytest was given (also those ``--lf`` does not collect)."""
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        if path.is_file() and path.name.endswith(CLAIM_FILE_SUFFIX):
+            yield path
+        elif path.is_dir():
+            for found in path.rglob(f"*{CLAIM_FILE_SUFFIX}"):
+                if not any(part.startswith(".") for part in found.relative_to(path).parts):
+                    yield found
+
+
+def _count_claims(paths: set[Path]) -> int:
+    """Claims in these files; an unreadable file counts as one (its error item)."""
+    from interp_checks.claims.schema import load_claim_file
+
+    return sum(max(1, len(load_claim_file(path).claims)) for path in {p.resolve() for p in paths})
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "ClaimFile | None":
@@ -209,7 +264,9 @@ def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> 
     """Record a result on the item and turn its verdict into pass / fail / skip."""
     from interp_checks.engine import passes
 
-    record = result.to_dict(nodeid=item.nodeid)
+    from interp_checks.report.schema import claim_record
+
+    record = claim_record(result, item.nodeid)
     item.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
     item.user_properties.append(("interp_outcome", result.outcome))
     verdict = passes(result, inconclusive=config.getoption(OPT_INCONCLUSIVE))
@@ -220,13 +277,37 @@ def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> 
 
 
 def summary_line(result: "ClaimResult") -> str:
-    parts = []
-    for exp in result.expectations:
-        ev = exp.evaluation
-        if ev is None:
-            continue
-        parts.append(f"{exp.statistic}={ev.estimate:.3f} CI[{ev.ci[0]:.3f}, {ev.ci[1]:.3f}] {exp.comparison} p_adj={exp.p_adjusted:.2g}")
-    return "; ".join(parts)
+    """The deciding expectation in one line (the one that made the verdict what it is)."""
+    exp = result.deciding_expectation
+    if exp is None or exp.evaluation is None:
+        return result.error or result.outcome
+    ev = exp.evaluation
+    return (
+        f"{exp.statistic}={ev.estimate:.3f} CI[{ev.ci[0]:.3f}, {ev.ci[1]:.3f}] {exp.comparison} "
+        f"p_adj={result.p_value:.2g} ({'refutation' if result.outcome == 'refuted' else 'claim'} side)"
+    )
+
+
+def describe_effect(ev: Any) -> str:
+    """The effect size with its sign spelled out, and the null it was measured against."""
+    if ev.effect_size is None:
+        return ""
+    side = "above" if ev.effect_size > 0 else "below" if ev.effect_size < 0 else "equal to"
+    text = f"effect size {ev.effect_size:.3g}: the statistic is {side} the null (null mean {ev.null_estimate:.4f}; {ev.effect_size_kind})"
+    if ev.effect_size_range is not None:
+        text += f"; against single null draws {ev.effect_size_range[0]:.3g} to {ev.effect_size_range[1]:.3g}"
+    return text
+
+
+def describe_margin(exp: Any) -> str:
+    """How far the estimate sits inside (or outside) the claimed region, in units and in SDs."""
+    ev = exp.evaluation
+    if ev.margin is None:
+        return ""
+    where = "inside" if ev.margin > 0 else "outside" if ev.margin < 0 else "on the edge of"
+    sd = f" ({abs(ev.margin_sd):.3g} SD)" if ev.margin_sd is not None and math.isfinite(ev.margin_sd) else ""
+    return f"estimate is {abs(ev.margin):.4g}{sd} {where} the claimed region {exp.comparison}"
+
 
 
 def render_failure(result: "ClaimResult", verdict: str) -> str:
@@ -238,21 +319,23 @@ def render_failure(result: "ClaimResult", verdict: str) -> str:
     lines = [
         f"claim {spec.id!r} ({spec.statement or spec.check}) on {result.model}: {result.outcome.upper()}, expected {want}",
         f"  inputs {result.inputs}, n={result.n} sequences, seed {spec.seed}; alpha {result.alpha}, "
-        f"p adjusted by {result.adjust} over the {result.family} family",
+        f"p adjusted by {result.adjust} over the {result.family} family of {result.family_size} claims",
     ]
-    for exp in result.expectations:
+    for index, exp in enumerate(result.expectations):
         ev = exp.evaluation
         if ev is None:
             continue
+        mark = "* " if index == result.deciding else "  "
         lines.append(
-            f"  {exp.statistic} {exp.comparison}: estimate {ev.estimate:.4f}, "
+            f"{mark}{exp.statistic} {exp.comparison}: estimate {ev.estimate:.4f}, "
             f"{ev.ci_level:.0%} CI [{ev.ci[0]:.4f}, {ev.ci[1]:.4f}], p={ev.p_value:.3g} (adj. {exp.p_adjusted:.3g}), "
             f"p_refute={ev.p_value_refute:.3g} (adj. {exp.p_adjusted_refute:.3g}) -> {exp.outcome}"
         )
-        if ev.effect_size is not None:
-            lines.append(f"      effect size {ev.effect_size:.3g} ({ev.effect_size_kind}); null mean {ev.null_estimate:.4f}")
-        if ev.note:
-            lines.append(f"      note: {ev.note}")
+        for detail in (describe_margin(exp), describe_effect(ev), f"note: {ev.note}" if ev.note else ""):
+            if detail:
+                lines.append(f"      {detail}")
+    if len(result.expectations) > 1 and result.deciding is not None:
+        lines.append("  (* the expectation that decided the verdict)")
     if result.outcome == "inconclusive":
         lines.append("  inconclusive: the interval straddles the threshold; use more inputs (n) or pass --interp-inconclusive=skip")
     return "\n".join(lines)
@@ -316,8 +399,9 @@ class InterpFixture:
     ``interp.check(...)`` takes the same keys as a claim in a claim file, evaluates it now, records
     it in the session report and fails the test with the numbers unless the verdict is the expected
     one. ``interp.verify([...])`` evaluates several claims as one family (shared passes, p-values
-    adjusted together). Python claims form their own multiplicity family per call, because they run
-    after the YAML claims' family has been decided; the report's ``family`` field says so.
+    adjusted together). Python claims join the session's multiplicity family: each test that uses
+    this fixture holds one slot in it from collection on (a test making more claims grows the family,
+    which the report's ``family_size`` records).
     """
 
     def __init__(self, request: pytest.FixtureRequest):
@@ -334,12 +418,13 @@ class InterpFixture:
     def verify(self, claims: list[dict[str, Any]], *, raise_on_failure: bool = True) -> list["ClaimResult"]:
         from interp_checks.engine import passes
 
+        from interp_checks.report.schema import claim_record
+
         specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
-        family = f"python:{self._request.node.nodeid}"
-        results = self._state.get_engine().evaluate(specs, family=family)
+        results = self._state.get_engine().evaluate(specs, family=self._state.get_family())
         node = self._request.node
         for result in results:
-            record = result.to_dict(nodeid=f"{node.nodeid}::{result.spec.id}")
+            record = claim_record(result, f"{node.nodeid}::{result.spec.id}")
             node.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
         if raise_on_failure:
             policy = self._request.config.getoption(OPT_INCONCLUSIVE)

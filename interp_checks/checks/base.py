@@ -72,6 +72,13 @@ class Prepared:
     ``expectations`` maps each statistic the claim will be judged on (e.g. ``score[L1H0]``) to the
     name of the statistic the user wrote in ``expect`` (e.g. ``score``) and, where the claim
     inverts it, the comparison to use instead (``other heads < t`` for "exactly these heads").
+
+    ``members`` names the statistics that are about the *largest of several members' means* ("some
+    head of layer 1 is an induction head", "no head of layer 0 is"): for those, ``measure`` returns
+    a [sequences, members] array instead of one value per sequence, and the statistics layer judges
+    the largest member mean with the selection of the member paid for
+    (``stats.evaluate_largest_mean``). Never reduce members to a per-sequence maximum: its mean is
+    at least the largest member mean, biased towards "some member has it".
     """
 
     needs: dict[str, Needs]
@@ -81,6 +88,7 @@ class Prepared:
     negated: frozenset[str] = frozenset()
     state: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the report should say about how it was measured
+    members: dict[str, list[str]] = field(default_factory=dict)  # statistic -> member names (see above)
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -101,7 +109,8 @@ class Check(Protocol):
     def measure(
         self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, "InputBatch"]
     ) -> dict[str, np.ndarray]:
-        """Per-sequence values of every statistic in ``prepared.statistics`` (NaN where undefined).
+        """Per-sequence values of every statistic in ``prepared.statistics`` (NaN where undefined);
+        [sequences, members] for the statistics named in ``prepared.members``.
 
         ``activations`` and ``batches`` are keyed by model role; row i of every batch is the same
         input sequence (tokenized by that role's model).

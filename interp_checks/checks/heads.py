@@ -105,8 +105,11 @@ class HeadRoleCheck:
 
     * ``head: L1H0`` — statistic ``score`` of that head.
     * ``heads: [L1H0, L1H3]`` — every listed head has the role: one expectation per head.
-    * ``layer: 0`` — statistics for every head of the layer, plus ``max_score``: per sequence the
-      largest score in the layer ("layer 0 has no induction heads": ``max_score: "< 0.2"``).
+    * ``layer: 0`` (or ``heads: [...]``) with ``max_score`` — a claim about the largest of the
+      heads' mean scores: ``"< 0.2"`` says no head of the group has the role, ``">= 0.5"`` that some
+      head has it (which one need not be named; the search over heads is paid for by a Bonferroni
+      correction). Judged on the heads' means, never on the mean of per-sequence maxima, which is
+      biased upwards (``stats.evaluate_largest_mean``).
     * ``heads_with_role: [L1H0, L1H3]`` — exactly these heads have the role: each listed head meets
       ``expect`` and every other head of the model meets its negation. All must hold (an
       intersection-union test); the engine still adjusts every expectation's p-value with the
@@ -145,6 +148,13 @@ class HeadRoleCheck:
                 raise CheckError(f"{key} lists a head twice: {value}")
         if "max_score" in expect and key == "head":
             raise CheckError("max_score is for a group of heads (heads, layer); for one head use score")
+        if "max_score" in expect and key == "heads_with_role":
+            raise CheckError("heads_with_role takes score (each listed head has the role, no other has it); use layer or heads with max_score")
+        if "max_score" in expect and expect["max_score"].op == "between":
+            raise CheckError(
+                "max_score takes a one-sided expectation: '< t' (no head of the group reaches t) or '>= t' "
+                "(some head does); for a band, write two claims"
+            )
 
         statistics: list[str] = []
         source: dict[str, str] = {}
@@ -162,9 +172,11 @@ class HeadRoleCheck:
                             statistics.append(stat)
                             source[stat] = "score"
                             negated.add(stat)
+        members: dict[str, list[str]] = {}
         if "max_score" in expect:
             statistics.append("max_score")
             source["max_score"] = "max_score"
+            members["max_score"] = [head_name(layer, head) for layer, head in selected]
         all_heads = [(l, h) for l in range(shape.n_layers) for h in range(shape.n_heads)]
         measured = all_heads if key == "heads_with_role" else selected
         layers = sorted({layer for layer, _ in measured})
@@ -175,6 +187,7 @@ class HeadRoleCheck:
             expectation_source=source,
             negated=frozenset(negated),
             state={"selected": selected, "layers": layers, "key": key, "shape": shape},
+            members=members,
         )
 
     def _mask(self, batch: InputBatch) -> torch.Tensor:
@@ -192,10 +205,8 @@ class HeadRoleCheck:
             elif stat.startswith("score["):
                 layer, head = parse_head(stat[len("score[") :].split("]")[0], prepared.state["shape"])
                 out[stat] = scores[layer][:, head]
-            elif stat == "max_score":
-                out[stat] = np.max(
-                    np.stack([scores[l][:, h] for l, h in prepared.state["selected"]], axis=1), axis=1
-                )
+            elif stat == "max_score":  # [sequences, heads]: judged on the largest head mean, see Prepared.members
+                out[stat] = np.stack([scores[l][:, h] for l, h in prepared.state["selected"]], axis=1)
         return out
 
     def measure_null(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> np.ndarray:

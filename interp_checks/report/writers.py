@@ -1,4 +1,4 @@
-"""``report.json`` (schema ``interp-checks/1``) and ``report.md``, from claim-result dicts.
+"""``report.json`` (schema in ``report.schema``) and ``report.md``, from claim-result records.
 
 The JSON keys are a contract: add keys, never rename or drop them within a schema version.
 """
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA = "interp-checks/1"
+from interp_checks.report.schema import SCHEMA
 
 
 def _git_revision(cwd: Path) -> str | None:
@@ -68,6 +68,29 @@ def _verdict_cell(claim: dict[str, Any]) -> str:
     return outcome
 
 
+def _deciding_first(claim: dict[str, Any]) -> list[tuple[dict[str, Any] | None, bool]]:
+    """The claim's expectations with the deciding one first (it goes on the claim's own row)."""
+    expectations = claim["expectations"]
+    if not expectations:
+        return [(None, False)]
+    name = claim.get("deciding_statistic")
+    first = [e for e in expectations if e["statistic"] == name][:1]
+    rest = [e for e in expectations if not (first and e is first[0])]
+    return [(e, True) for e in first] + [(e, False) for e in rest]
+
+
+def _deciding_p(exp: dict[str, Any]) -> float | None:
+    return exp.get("p_adjusted_refute") if exp.get("outcome") == "refuted" else exp.get("p_adjusted")
+
+
+def _effect(exp: dict[str, Any]) -> str:
+    text = _fmt(exp.get("effect_size"), 2)
+    spread = exp.get("effect_size_range")
+    if spread and spread[0] is not None and exp.get("effect_size") is not None:
+        text += f" ({_fmt(spread[0], 2)}..{_fmt(spread[1], 2)} over {exp.get('null_draws')} null draws)"
+    return text
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A table a person reads in a CI log, then the errors and the method."""
     lines = ["# interp_checks report", ""]
@@ -78,30 +101,56 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"alpha {settings.get('alpha', '–')}, p-values adjusted by {settings.get('adjust', '–')} over each family; "
         f"git {(report.get('git_revision') or 'unknown')[:10]}, {report['created']}"
     )
+    families = sorted({(c.get("family"), c.get("family_size")) for c in report["claims"] if c.get("family_size")}, key=str)
+    if families:
+        lines.append(
+            "Multiplicity family: "
+            + "; ".join(f"{name}, {size} claims" for name, size in families)
+            + " (claims not run in this session count as p = 1)."
+        )
     lines += [
         "",
-        "| claim | model | statistic | expect | estimate | CI | p (adj.) | effect size | n | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "The claim's row shows the expectation that decided its verdict (★ where a claim has several). "
+        "p is adjusted, on the side that decided: the refutation p for a refuted expectation, else the support p. "
+        "margin: how far the estimate lies inside the claimed region (negative: outside). "
+        "effect size: against the null, positive when the statistic is above it.",
+        "",
+        "| claim | model | statistic | expect | estimate | CI | margin | p (adj.) | effect size | n | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for claim in report["claims"]:
-        rows = claim["expectations"] or [None]
-        for i, exp in enumerate(rows):
+        rows = _deciding_first(claim)
+        for i, (exp, deciding) in enumerate(rows):
             head = f"`{claim['id']}`" if i == 0 else ""
             model = claim["model"] if i == 0 else ""
             verdict = _verdict_cell(claim) if i == 0 else ""
             if exp is None:
-                lines.append(f"| {head} | {model} | – | – | – | – | – | – | – | {verdict} |")
+                lines.append(f"| {head} | {model} | – | – | – | – | – | – | – | – | {verdict} |")
                 continue
-            effect = _fmt(exp.get("effect_size"), 2)
+            star = " ★" if deciding and len(claim["expectations"]) > 1 else ""
             lines.append(
-                f"| {head} | {model} | {exp['statistic']} | {exp['comparison']} | {_fmt(exp.get('estimate'))} | "
-                f"{_interval(exp.get('ci'))} | {_fmt(exp.get('p_adjusted'))} | {effect} | {_fmt(exp.get('n'))} | "
-                f"{verdict or exp['outcome']} |"
+                f"| {head} | {model} | {exp['statistic']}{star} | {exp['comparison']} | {_fmt(exp.get('estimate'))} | "
+                f"{_interval(exp.get('ci'))} | {_fmt(exp.get('margin'))} | {_fmt(_deciding_p(exp))} | "
+                f"{_effect(exp)} | {_fmt(exp.get('n'))} | {verdict or exp['outcome']} |"
             )
     errors = [c for c in report["claims"] if c.get("error")]
     if errors:
         lines += ["", "## Errors", ""]
         lines += [f"- `{c['id']}`: {c['error']}" for c in errors]
+    timed = [c for c in report["claims"] if c.get("duration_s")]
+    if timed:
+        load = sum(c.get("load_s") or 0.0 for c in timed)
+        measure = sum(c.get("measure_s") or 0.0 for c in timed)
+        slowest = sorted(timed, key=lambda c: -(c.get("measure_s") or 0.0))[:3]
+        lines += [
+            "",
+            "## Time",
+            "",
+            f"Loading models (and random-weights twins): {load:.2f} s; measuring: {measure:.2f} s "
+            f"(shared forward passes split between the claims that share them). Slowest to measure: "
+            + ", ".join(f"`{c['id']}` {c.get('measure_s', 0):.2f} s" for c in slowest)
+            + ".",
+        ]
     methods = sorted(
         {
             (e.get("ci_method") or "", e.get("test") or "", e.get("effect_size_kind") or "", c.get("null") or "")

@@ -7,24 +7,31 @@ Typical use, per claim::
 
     ev = evaluate(per_sequence_values, Comparison(">=", 0.4), null_samples=null_values)
     # ... after evaluating every claim in the run:
-    p = adjust_p_values([e.p_value for e in evs], "holm")
-    p_ref = adjust_p_values([e.p_value_refute for e in evs], "holm")
-    outcomes = [decide(e, p_adjusted=a, p_adjusted_refute=b, alpha=0.05) for e, a, b in zip(evs, p, p_ref)]
+    # one claim = one or more expectations; the family is every claim of the session
+    support, refute = zip(*(claim_p_values(claim_evs) for claim_evs in claims))
+    p = adjust_p_values(support, "holm", family_size=m)
+    p_ref = adjust_p_values(refute, "holm", family_size=m)
+    decisions = [decide_claim(evs, p_adjusted=a, p_adjusted_refute=b, alpha=0.05) for evs, a, b in zip(claims, p, p_ref)]
 """
 
 from interp_checks.stats.comparison import Comparison, ComparisonOp
-from interp_checks.stats.evaluate import Evaluation, evaluate
+from interp_checks.stats.evaluate import Evaluation, evaluate, evaluate_largest_mean, evaluate_many
 from interp_checks.stats.multiplicity import AdjustMethod, adjust_p_values
-from interp_checks.stats.verdict import Outcome, combine, decide
+from interp_checks.stats.verdict import ClaimDecision, Outcome, claim_p_values, combine, decide, decide_claim
 
 __all__ = [
     "AdjustMethod",
+    "ClaimDecision",
     "Comparison",
     "ComparisonOp",
     "Evaluation",
     "Outcome",
     "adjust_p_values",
+    "claim_p_values",
     "combine",
     "decide",
+    "decide_claim",
     "evaluate",
+    "evaluate_largest_mean",
+    "evaluate_many",
 ]

@@ -24,6 +24,7 @@ called supported (see :mod:`interp_checks.stats.verdict`):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from scipy import special, stats
 
 from interp_checks.stats.comparison import Comparison, _format_number
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["Evaluation", "evaluate", "evaluate_largest_mean", "evaluate_many"]
 
 # Bootstrap resamples and BCa's jackknife are materialised as (batch, n)
 # arrays; capping batch * n keeps memory near 32 MiB whatever the sample size.
@@ -73,6 +74,20 @@ class Evaluation:
         effect_size_kind: which effect size ``effect_size`` is, in words.
         null_estimate: mean of the null samples, if any.
         note: why a degenerate case was handled specially, if it was.
+        estimand: what the estimate estimates, in words (the mean over sequences, or the largest
+            of several members' means).
+        null_draws: how many independent draws of the null (e.g. random initialisations) were
+            pooled per sequence before the effect size was computed (0: no null).
+        effect_size_range: the effect size against each single null draw (min, max), showing how
+            much one draw of the null would have moved it; None with fewer than 2 draws.
+        margin: how far the estimate lies inside the claimed region (negative: outside), in the
+            statistic's units: ``estimate - t`` for ``>``/``>=``, ``t - estimate`` for ``<``/``<=``,
+            the distance to the nearer bound for ``between``.
+        margin_sd: ``margin`` in standard deviations of the per-sequence values (a standardised
+            distance from the threshold, oriented so that positive favours the claim).
+        members: for a statistic over several members (heads), each member's estimate, interval
+            and p-values; None for a plain mean.
+        deciding_member: the member with the largest mean (the one the claim is about).
     """
 
     statistic: str
@@ -89,6 +104,13 @@ class Evaluation:
     effect_size_kind: str | None
     null_estimate: float | None
     note: str | None = None
+    estimand: str = "mean over sequences"
+    null_draws: int = 0
+    effect_size_range: tuple[float, float] | None = None
+    margin: float | None = None
+    margin_sd: float | None = None
+    members: tuple[dict[str, Any], ...] | None = None
+    deciding_member: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: plain floats and lists, non-finite numbers as ``None``.
@@ -117,6 +139,15 @@ class Evaluation:
             "effect_size_kind": self.effect_size_kind,
             "null_estimate": _json_float(self.null_estimate),
             "note": self.note,
+            "estimand": self.estimand,
+            "null_draws": self.null_draws,
+            "effect_size_range": None
+            if self.effect_size_range is None
+            else [_json_float(self.effect_size_range[0]), _json_float(self.effect_size_range[1])],
+            "margin": _json_float(self.margin),
+            "margin_sd": _json_float(self.margin_sd),
+            "members": None if self.members is None else [dict(m) for m in self.members],
+            "deciding_member": self.deciding_member,
         }
 
 
@@ -177,11 +208,15 @@ def _effect_size(
     return correction * d, kind
 
 
-def _t_test_p_values(samples: np.ndarray, comparison: Comparison) -> tuple[float, float, str]:
-    """(p for the claim, p for its refutation, description naming the nulls)."""
+def _t_test_p_values(samples: np.ndarray, comparison: Comparison) -> tuple[np.ndarray, np.ndarray, str]:
+    """(p for the claim, p for its refutation, description naming the nulls), one p per row.
 
-    def p(alternative: str, popmean: float) -> float:
-        return float(stats.ttest_1samp(samples, popmean=popmean, alternative=alternative).pvalue)
+    ``samples`` is [rows, n]: each row is one independent set of per-sequence values. The tests run
+    along the last axis, so calibration studies can judge thousands of repetitions in one call.
+    """
+
+    def p(alternative: str, popmean: float) -> np.ndarray:
+        return np.asarray(stats.ttest_1samp(samples, popmean=popmean, alternative=alternative, axis=-1).pvalue, dtype=float)
 
     t = comparison.threshold
     ts = _format_number(t)
@@ -203,10 +238,10 @@ def _t_test_p_values(samples: np.ndarray, comparison: Comparison) -> tuple[float
     lo, hi = t, comparison.upper
     ls, hs = ts, _format_number(hi)
     # TOST: the claim needs *both* one-sided tests to reject, so its p is the max.
-    p_claim = max(p("greater", lo), p("less", hi))
+    p_claim = np.maximum(p("greater", lo), p("less", hi))
     # The claim is refuted if the mean is significantly outside on *either*
     # side; two chances to reject, so Bonferroni-double the smaller p.
-    p_refute = min(1.0, 2.0 * min(p("less", lo), p("greater", hi)))
+    p_refute = np.minimum(1.0, 2.0 * np.minimum(p("less", lo), p("greater", hi)))
     return (
         p_claim,
         p_refute,
@@ -239,14 +274,15 @@ def _constant_p_values(value: float, comparison: Comparison) -> tuple[float, flo
     return (0.0 if inside else 1.0, 0.0 if outside else 1.0)
 
 
-def _bca_interval(
-    samples: np.ndarray, level: float, n_resamples: int, seed: int, notes: list[str]
-) -> tuple[float, float]:
-    batch = max(1, _MAX_BATCH_ELEMENTS // samples.size)
+def _bca_intervals(samples: np.ndarray, level: float, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """BCa bootstrap intervals of the mean, one per row of ``samples`` ([rows, n]); NaN where undefined."""
+    rows, n = samples.shape
+    batch = max(1, _MAX_BATCH_ELEMENTS // (rows * n))
     with warnings.catch_warnings():
         # Raised when BCa cannot be computed (e.g. a degenerate bootstrap
         # distribution); the NaN interval is reported via the note instead.
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.bootstrap(
             (samples,),
             np.mean,
@@ -256,12 +292,89 @@ def _bca_interval(
             rng=np.random.default_rng(seed),
             vectorized=True,
             batch=batch,
+            axis=-1,
         )
-    lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        notes.append("BCa bootstrap interval could not be computed (degenerate bootstrap distribution)")
-        return (math.nan, math.nan)
-    return (lo, hi)
+    low = np.atleast_1d(np.asarray(result.confidence_interval.low, dtype=float))
+    high = np.atleast_1d(np.asarray(result.confidence_interval.high, dtype=float))
+    bad = ~(np.isfinite(low) & np.isfinite(high))
+    low[bad] = high[bad] = np.nan
+    return low, high
+
+
+def _margin(estimate: float, comparison: Comparison) -> float:
+    """Signed distance of ``estimate`` inside the claimed region (negative: outside)."""
+    t = comparison.threshold
+    if comparison.op in (">=", ">"):
+        return estimate - t
+    if comparison.op in ("<=", "<"):
+        return t - estimate
+    assert comparison.upper is not None
+    return min(estimate - t, comparison.upper - estimate)
+
+
+def _standardised_margin(margin: float, samples: np.ndarray) -> float | None:
+    if samples.size < 2 or not math.isfinite(margin):
+        return None
+    sd = float(np.std(samples, ddof=1))
+    if sd == 0:
+        return None if margin == 0 else math.copysign(math.inf, margin)
+    return margin / sd
+
+
+def _check_common_arguments(comparison: Any, alpha: float, n_resamples: Any) -> tuple[float, int]:
+    if not isinstance(comparison, Comparison):
+        raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
+    alpha = float(alpha)
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) so that the 1 - 2*alpha interval exists, got {alpha}")
+    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    return alpha, int(n_resamples)
+
+
+def _null_effect(
+    x: np.ndarray, null_samples: npt.ArrayLike | None, null_kind: str, notes: list[str]
+) -> tuple[float | None, str | None, float | None, int, tuple[float, float] | None]:
+    """(effect size, its kind, null mean, number of null draws, effect range over single draws).
+
+    ``null_samples`` is one value per sequence ([n]) or one per sequence and independent null draw
+    ([n, draws], e.g. several random initialisations on the same inputs). One draw of random
+    weights is one sample of the null, so with several the paired effect size is computed against
+    all of them: the mean difference over every (sequence, draw) pair divided by the root mean
+    square of the per-draw standard deviations of the differences. That estimates the effect size
+    against one typical draw (it does not grow with the number of draws, as averaging the draws per
+    sequence first would, by removing the null's own noise), with less luck than any single draw;
+    the effect against each single draw is kept as a range.
+    """
+    if null_samples is None:
+        return None, None, None, 0, None
+    null = np.asarray(null_samples, dtype=float)
+    if null.ndim == 1:
+        null = null[:, None]
+    if null.ndim != 2 or null.size == 0:
+        raise ValueError("null_samples is empty; pass None when no null model was run")
+    draws = [_as_samples(column, "null_samples") for column in null.T]
+    null_mean = float(np.mean(null))
+    if len(draws) == 1:
+        effect, kind = _effect_size(x, draws[0], null_kind, notes)
+        return effect, kind, null_mean, 1, None
+    singles = [_effect_size(x, draw, null_kind, [])[0] for draw in draws]
+    finite = [d for d in singles if d is not None and math.isfinite(d)]
+    spread = (min(finite), max(finite)) if finite else None
+    if null.shape[0] != x.size:
+        effect, kind = _effect_size(x, null.ravel(), f"{null_kind} ({len(draws)} draws pooled)", notes)
+        return effect, kind, null_mean, len(draws), spread
+    kind = (
+        f"Cohen's d_z, paired by sequence, against {len(draws)} independent draws of the null: claim statistic "
+        f"minus {null_kind}; mean difference over all draws / root-mean-square of the per-draw SDs of the differences"
+    )
+    if x.size < 2:
+        notes.append("effect size undefined with fewer than 2 paired samples")
+        return None, kind, null_mean, len(draws), spread
+    differences = x[:, None] - null
+    rms_sd = math.sqrt(float(np.mean(np.var(differences, axis=0, ddof=1))))
+    effect = _effect_size_ratio(float(np.mean(differences)), rms_sd, "paired differences", notes)
+    return effect, kind, null_mean, len(draws), spread
 
 
 def evaluate(
@@ -285,9 +398,11 @@ def evaluate(
             so that each end is a one-sided (1 - alpha) bound (see module doc).
         seed: seeds the bootstrap, so the same inputs give the same result.
         null_samples: the same statistic from a null model (e.g. random
-            weights). If it has the same length as ``samples`` it is assumed
-            to come from the *same sequences in the same order* and the effect
-            size is paired (Cohen's d_z); otherwise unpaired (Hedges' g).
+            weights): [n] or [n, draws] for several independent null draws
+            (pooled per sequence, see :func:`_null_effect`). If it has as many
+            rows as ``samples`` it is assumed to come from the *same sequences in
+            the same order* and the effect size is paired (Cohen's d_z);
+            otherwise unpaired (Hedges' g).
         null_kind: what the null model is, for the effect-size description.
         n_resamples: bootstrap resamples.
 
@@ -301,71 +416,245 @@ def evaluate(
             ``alpha`` outside (0, 0.5), ``n_resamples < 1``.
         TypeError: ``comparison`` is not a :class:`Comparison`.
     """
-    if not isinstance(comparison, Comparison):
-        raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
-    alpha = float(alpha)
-    if not 0.0 < alpha < 0.5:
-        raise ValueError(f"alpha must be in (0, 0.5) so that the 1 - 2*alpha interval exists, got {alpha}")
-    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    n_resamples = int(n_resamples)
-
+    alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
     x = _as_samples(samples, "samples")
+    notes: list[str] = []
+    effect_size, effect_size_kind, null_estimate, null_draws, effect_range = _null_effect(x, null_samples, null_kind, notes)
+    if x.size >= 2 and not np.all(x == x[0]):
+        base = evaluate_many(x[None, :], comparison, statistic=statistic, alpha=alpha, seed=seed, n_resamples=n_resamples)[0]
+    else:
+        base = _degenerate(x, comparison, statistic, alpha)
+    notes = ([base.note] if base.note else []) + notes
+    return dataclasses.replace(
+        base,
+        effect_size=effect_size,
+        effect_size_kind=effect_size_kind,
+        null_estimate=null_estimate,
+        null_draws=null_draws,
+        effect_size_range=effect_range,
+        note="; ".join(notes) if notes else None,
+    )
+
+
+def _degenerate(x: np.ndarray, comparison: Comparison, statistic: str, alpha: float) -> Evaluation:
+    """Fewer than two samples, or all equal: defined answers instead of NaN p-values."""
     n = int(x.size)
     level = 1.0 - 2.0 * alpha
-    notes: list[str] = []
-
-    effect_size: float | None = None
-    effect_size_kind: str | None = None
-    null_estimate: float | None = None
-    if null_samples is not None:
-        null = _as_samples(null_samples, "null_samples")
-        if null.size == 0:
-            raise ValueError("null_samples is empty; pass None when no null model was run")
-        null_estimate = float(np.mean(null))
-        effect_size, effect_size_kind = _effect_size(x, null, null_kind, notes)
-
     if n < 2:
         estimate = float(x[0]) if n == 1 else math.nan
-        notes.insert(0, "fewer than 2 samples: no inference possible")
-        ci: tuple[float, float] = (math.nan, math.nan)
-        ci_method = f"none: {n} sample(s), a bootstrap interval needs at least 2"
-        test = f"none: {n} sample(s), a t-test needs at least 2"
-        p_value = p_value_refute = 1.0
-    elif np.all(x == x[0]):
-        value = float(x[0])
-        estimate = value
-        notes.insert(
-            0,
-            f"all {n} samples equal {_format_number(value)} (zero variance): "
-            "interval collapses to that value and p-values are exact (0 or 1)",
+        return Evaluation(
+            statistic=statistic,
+            comparison=comparison,
+            n=n,
+            estimate=estimate,
+            ci=(math.nan, math.nan),
+            ci_level=level,
+            ci_method=f"none: {n} sample(s), a bootstrap interval needs at least 2",
+            test=f"none: {n} sample(s), a t-test needs at least 2",
+            p_value=1.0,
+            p_value_refute=1.0,
+            effect_size=None,
+            effect_size_kind=None,
+            null_estimate=None,
+            note="fewer than 2 samples: no inference possible",
+            margin=_margin(estimate, comparison) if n == 1 else None,
         )
-        ci = (value, value)
-        ci_method = f"none: all {n} sequences gave the same value, so every resample mean equals it"
-        test = (
-            f"exact comparison of the common value with {comparison} (t-test undefined at zero variance); "
-            "p = 0 strictly on a side, 1 otherwise"
-        )
-        p_value, p_value_refute = _constant_p_values(value, comparison)
-    else:
-        estimate = float(np.mean(x))
-        ci = _bca_interval(x, level, n_resamples, seed, notes)
-        ci_method = f"BCa bootstrap of the mean over {n} sequences, {n_resamples} resamples"
-        p_value, p_value_refute, test = _t_test_p_values(x, comparison)
-
+    value = float(x[0])
+    p_value, p_value_refute = _constant_p_values(value, comparison)
+    margin = _margin(value, comparison)
     return Evaluation(
         statistic=statistic,
         comparison=comparison,
         n=n,
+        estimate=value,
+        ci=(value, value),
+        ci_level=level,
+        ci_method=f"none: all {n} sequences gave the same value, so every resample mean equals it",
+        test=(
+            f"exact comparison of the common value with {comparison} (t-test undefined at zero variance); "
+            "p = 0 strictly on a side, 1 otherwise"
+        ),
+        p_value=p_value,
+        p_value_refute=p_value_refute,
+        effect_size=None,
+        effect_size_kind=None,
+        null_estimate=None,
+        note=(
+            f"all {n} samples equal {_format_number(value)} (zero variance): "
+            "interval collapses to that value and p-values are exact (0 or 1)"
+        ),
+        margin=margin,
+        margin_sd=_standardised_margin(margin, x),
+    )
+
+
+def evaluate_many(
+    samples: npt.ArrayLike,
+    comparison: Comparison,
+    *,
+    statistic: str = "score",
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_resamples: int = 9999,
+) -> list[Evaluation]:
+    """:func:`evaluate` (without a null) for each row of ``samples`` ([rows, n]), vectorised.
+
+    This is the code path every evaluation takes: :func:`evaluate` calls it with one row. It exists
+    so that calibration can be shown on thousands of seeded repetitions in seconds (the intervals
+    and t-tests run along the last axis in one call). Rows with fewer than 2 values or zero variance
+    get the exact degenerate answers of :func:`evaluate`. One bootstrap generator, seeded by
+    ``seed``, serves all rows.
+    """
+    alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
+    try:
+        x = np.asarray(samples, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"samples must be a 2-D array of numbers: {exc}") from None
+    if x.ndim != 2:
+        raise ValueError(f"evaluate_many takes [rows, n] samples, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"samples contain {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s)")
+    rows, n = x.shape
+    level = 1.0 - 2.0 * alpha
+    regular = np.array([n >= 2 and not np.all(row == row[0]) for row in x], dtype=bool)
+    out: list[Evaluation | None] = [None] * rows
+    if regular.any():
+        data = x[regular]
+        low, high = _bca_intervals(data, level, n_resamples, seed)
+        p_claim, p_refute, test = _t_test_p_values(data, comparison)
+        estimates = data.mean(axis=1)
+        sds = data.std(axis=1, ddof=1)
+        ci_method = f"BCa bootstrap of the mean over {n} sequences, {n_resamples} resamples"
+        for k, index in enumerate(np.flatnonzero(regular)):
+            estimate = float(estimates[k])
+            margin = _margin(estimate, comparison)
+            undefined = math.isnan(low[k])
+            out[index] = Evaluation(
+                statistic=statistic,
+                comparison=comparison,
+                n=n,
+                estimate=estimate,
+                ci=(float(low[k]), float(high[k])),
+                ci_level=level,
+                ci_method=ci_method,
+                test=test,
+                p_value=float(p_claim[k]),
+                p_value_refute=float(p_refute[k]),
+                effect_size=None,
+                effect_size_kind=None,
+                null_estimate=None,
+                note="BCa bootstrap interval could not be computed (degenerate bootstrap distribution)" if undefined else None,
+                margin=margin,
+                margin_sd=margin / float(sds[k]),
+            )
+    for index in np.flatnonzero(~regular):
+        out[index] = _degenerate(x[index], comparison, statistic, alpha)
+    return [e for e in out if e is not None]
+
+
+def evaluate_largest_mean(
+    samples: npt.ArrayLike,
+    comparison: Comparison,
+    members: list[str],
+    *,
+    statistic: str = "max_score",
+    alpha: float = 0.05,
+    seed: int = 0,
+    null_samples: npt.ArrayLike | None = None,
+    null_kind: str = "random-weights model",
+    n_resamples: int = 9999,
+) -> Evaluation:
+    """A claim about the largest of several members' means ("some head of layer 1 scores >= 0.5",
+    "no head of layer 0 scores >= 0.2"), from per-sequence values of each member ([n, members]).
+
+    Why not the mean of per-sequence maxima: that is at least the largest member mean, and larger
+    still when different members win on different sequences, so "some head has the role" would be
+    supported with no head averaging the threshold. Here the estimand is max_j mean_j, and:
+
+    * interval: the lower end is the largest member lower bound at one-sided level 1 - alpha/k
+      (Bonferroni: all k bounds hold at once with probability >= 1 - alpha, so their maximum is a
+      valid lower bound of the maximum, whichever member it is); the upper end is the largest
+      member upper bound at 1 - alpha (the maximum's own member is below its bound with 1 - alpha);
+    * ``>``/``>=`` (some member on the claimed side): H0 is "every member mean <= t", rejected by
+      Bonferroni over members (p = min(1, k * smallest member p): the selection of the best member
+      is paid for); refuted only if every member is significantly below (p = the largest member p);
+    * ``<``/``<=`` (every member on the claimed side): an intersection-union test (p = the largest
+      member p, no correction needed); refuted if some member is significantly above (Bonferroni).
+
+    ``between`` is refused: write two claims. The effect size is the largest-mean member's, paired
+    against the null.
+    """
+    alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
+    if comparison.op == "between":
+        raise ValueError(f"{statistic} takes a one-sided expectation ('>= t' or '< t'); for a band write two claims")
+    x = np.asarray(samples, dtype=float)
+    if x.ndim != 2 or x.shape[1] != len(members) or not members:
+        raise ValueError(f"{statistic} needs [sequences, members] values for members {members}, got shape {x.shape}")
+    k = len(members)
+    columns = [_as_samples(x[:, j], f"{statistic}[{members[j]}]") for j in range(k)]
+    narrow = [evaluate(c, comparison, statistic=m, alpha=alpha, seed=seed, n_resamples=n_resamples) for c, m in zip(columns, members)]
+    wide = narrow if k == 1 else [
+        evaluate(c, comparison, statistic=m, alpha=alpha / k, seed=seed, n_resamples=n_resamples) for c, m in zip(columns, members)
+    ]
+    best = int(np.argmax([e.estimate for e in narrow]))
+    lows, highs = [e.ci[0] for e in wide], [e.ci[1] for e in narrow]
+    ci = (math.nan, math.nan) if any(math.isnan(v) for v in lows + highs) else (max(lows), max(highs))
+    claim_p = [e.p_value for e in narrow]
+    refute_p = [e.p_value_refute for e in narrow]
+    t = _format_number(comparison.threshold)
+    if comparison.op in (">=", ">"):
+        p_value, p_value_refute = min(1.0, k * min(claim_p)), max(refute_p)
+        test = (
+            f"largest of {k} member means: one-sided one-sample t-test per member over sequences; "
+            f"H0: every member mean <= {t}, p = min(1, {k} x smallest member p) (Bonferroni over members); "
+            f"refutation H0: some member mean >= {t}, p = largest member p (intersection-union)"
+        )
+    else:
+        p_value, p_value_refute = max(claim_p), min(1.0, k * min(refute_p))
+        test = (
+            f"largest of {k} member means: one-sided one-sample t-test per member over sequences; "
+            f"H0: some member mean >= {t}, p = largest member p (intersection-union); "
+            f"refutation H0: every member mean <= {t}, p = min(1, {k} x smallest member p) (Bonferroni over members)"
+        )
+    notes: list[str] = []
+    effect_size, effect_kind, null_estimate, null_draws, effect_range = _null_effect(columns[best], null_samples, null_kind, notes)
+    notes += [f"{members[j]}: {e.note}" for j, e in enumerate(narrow) if e.note]
+    estimate = narrow[best].estimate
+    margin = _margin(estimate, comparison)
+    member_rows = tuple(
+        {
+            "member": name,
+            "estimate": _json_float(e.estimate),
+            "ci": [_json_float(e.ci[0]), _json_float(e.ci[1])],
+            "p_value": _json_float(e.p_value),
+            "p_value_refute": _json_float(e.p_value_refute),
+        }
+        for name, e in zip(members, narrow)
+    )
+    return Evaluation(
+        statistic=statistic,
+        comparison=comparison,
+        n=int(x.shape[0]),
         estimate=estimate,
         ci=ci,
-        ci_level=level,
-        ci_method=ci_method,
+        ci_level=1.0 - 2.0 * alpha,
+        ci_method=(
+            f"largest of {k} members' BCa bootstrap intervals of the mean over {x.shape[0]} sequences "
+            f"({n_resamples} resamples): lower end at one-sided 1 - alpha/{k} per member (Bonferroni), "
+            "upper end at one-sided 1 - alpha"
+        ),
         test=test,
         p_value=p_value,
         p_value_refute=p_value_refute,
         effect_size=effect_size,
-        effect_size_kind=effect_size_kind,
+        effect_size_kind=effect_kind,
         null_estimate=null_estimate,
         note="; ".join(notes) if notes else None,
+        estimand=f"largest of {k} member means (members: {', '.join(members)})",
+        null_draws=null_draws,
+        effect_size_range=effect_range,
+        margin=margin,
+        margin_sd=_standardised_margin(margin, columns[best]),
+        members=member_rows,
+        deciding_member=members[best],
     )

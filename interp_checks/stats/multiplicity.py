@@ -45,11 +45,20 @@ def _holm(p: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def adjust_p_values(p_values: Sequence[float], method: AdjustMethod = "holm") -> np.ndarray:
+def adjust_p_values(
+    p_values: Sequence[float], method: AdjustMethod = "holm", *, family_size: int | None = None
+) -> np.ndarray:
     """Adjusted p-values in the input order (a new float array).
 
+    ``family_size`` is the number of hypotheses in the whole family when only some of them are
+    given (a re-run of the failed claims, a ``-k`` selection, claims made from Python one test at a
+    time). The missing ones are taken to have p = 1, the least favourable value: Holm and BH are
+    monotone in every p, so each adjusted p is then at least what the whole family would give, and
+    re-running a subset can never judge a claim more leniently than the full run.
+
     Raises:
-        ValueError: unknown ``method``, p-values not 1-D, NaN or outside [0, 1].
+        ValueError: unknown ``method``, p-values not 1-D, NaN or outside [0, 1], or a
+            ``family_size`` smaller than the number of p-values.
     """
     if method not in ("holm", "bh", "none"):
         raise ValueError(f"unknown p-value adjustment {method!r}; expected 'holm', 'bh' or 'none'")
@@ -60,6 +69,11 @@ def adjust_p_values(p_values: Sequence[float], method: AdjustMethod = "holm") ->
         return p
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise ValueError(f"p-values must lie in [0, 1] and not be NaN, got {p.tolist()}")
+    if family_size is not None and family_size != p.size:
+        if family_size < p.size:
+            raise ValueError(f"family_size {family_size} is smaller than the {p.size} p-values given")
+        padded = np.concatenate([p, np.ones(family_size - p.size)])
+        return adjust_p_values(padded, method)[: p.size]
     if method == "holm":
         return _holm(p)
     if method == "bh":

@@ -16,13 +16,14 @@ legitimate outcome, not an error: it says "measure more", not "false".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 from interp_checks.stats.comparison import Comparison
 from interp_checks.stats.evaluate import Evaluation
 
-__all__ = ["Outcome", "decide", "combine"]
+__all__ = ["ClaimDecision", "Outcome", "claim_p_values", "combine", "decide", "decide_claim"]
 
 
 class Outcome(str, Enum):
@@ -99,3 +100,86 @@ def combine(outcomes: Iterable[Outcome]) -> Outcome:
     if all(o is Outcome.SUPPORTED for o in collected):
         return Outcome.SUPPORTED
     return Outcome.INCONCLUSIVE
+
+
+def claim_p_values(evaluations: Sequence[Evaluation]) -> tuple[float, float]:
+    """One claim's (support p, refutation p) from its expectations' raw p-values.
+
+    A claim holds only if every expectation holds ("these four heads are induction heads", "exactly
+    these heads and no other"): an intersection-union test, whose p is the largest expectation p,
+    with no correction needed. It is refuted if any expectation is refuted: a union of k chances,
+    so the smallest refutation p is Bonferroni-multiplied by k. These claim-level p-values are what
+    the session's multiplicity adjustment treats as one hypothesis each, so a claim with many
+    expectations counts once in the family.
+    """
+    if not evaluations:
+        raise ValueError("a claim with no expectations cannot be judged")
+    k = len(evaluations)
+    support = max(float(e.p_value) for e in evaluations)
+    refute = min(1.0, k * min(float(e.p_value_refute) for e in evaluations))
+    return support, refute
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    """A claim's verdict, each expectation's share in it, and which expectation decided it.
+
+    ``p_adjusted[i]`` / ``p_adjusted_refute[i]`` are expectation i's p-values after the claim's
+    multiplicity factors (within the claim and across the family), so that the claim is supported
+    exactly when every expectation's ``p_adjusted`` is below alpha (with its interval on the claimed
+    side), and refuted exactly when some expectation's ``p_adjusted_refute`` is (with its interval
+    on the other side). ``deciding`` indexes the expectation that decided the verdict: for a
+    supported claim the weakest one (largest adjusted p), for a refuted claim the strongest
+    refutation (smallest adjusted refutation p), for an inconclusive claim the unsupported
+    expectation with the largest adjusted p. ``p_value`` is the deciding expectation's adjusted
+    p-value on the side that decided (the refutation p for a refuted claim).
+    """
+
+    outcome: Outcome
+    outcomes: tuple[Outcome, ...]
+    p_adjusted: tuple[float, ...]
+    p_adjusted_refute: tuple[float, ...]
+    deciding: int
+    p_value: float
+
+
+def _factor(adjusted: float, raw: float) -> float:
+    """How much the family's adjustment multiplied a claim's p (1 when the raw p is 0 or NaN)."""
+    if math.isnan(adjusted) or math.isnan(raw) or raw <= 0:
+        return 1.0
+    return adjusted / raw
+
+
+def decide_claim(
+    evaluations: Sequence[Evaluation], *, p_adjusted: float, p_adjusted_refute: float, alpha: float
+) -> ClaimDecision:
+    """Verdict of one claim, given its claim-level p-values after adjustment over the family.
+
+    ``p_adjusted`` / ``p_adjusted_refute`` are :func:`claim_p_values` after
+    :func:`interp_checks.stats.adjust_p_values` across the family.
+    """
+    raw_support, raw_refute = claim_p_values(evaluations)
+    k = len(evaluations)
+    support_factor = _factor(p_adjusted, raw_support)
+    refute_factor = _factor(p_adjusted_refute, raw_refute)
+    adjusted = tuple(min(1.0, e.p_value * support_factor) for e in evaluations)
+    adjusted_refute = tuple(min(1.0, k * e.p_value_refute * refute_factor) for e in evaluations)
+    outcomes = tuple(
+        decide(e, p_adjusted=a, p_adjusted_refute=b, alpha=alpha) for e, a, b in zip(evaluations, adjusted, adjusted_refute)
+    )
+    outcome = combine(outcomes)
+    indices = range(k)
+    if outcome is Outcome.REFUTED:
+        deciding = min((i for i in indices if outcomes[i] is Outcome.REFUTED), key=lambda i: adjusted_refute[i])
+        p_value = adjusted_refute[deciding]
+    elif outcome is Outcome.SUPPORTED:
+        deciding = max(indices, key=lambda i: adjusted[i])
+        p_value = adjusted[deciding]
+    else:
+        deciding = max((i for i in indices if outcomes[i] is not Outcome.SUPPORTED), key=lambda i: _nan_last(adjusted[i]))
+        p_value = adjusted[deciding]
+    return ClaimDecision(outcome, outcomes, adjusted, adjusted_refute, deciding, p_value)
+
+
+def _nan_last(value: float) -> float:
+    return math.inf if math.isnan(value) else value

@@ -97,7 +97,9 @@ def test_failure_message_states_the_numbers(pytester, random_native):
         [
             "*claim 'L1H0-induction'*REFUTED, expected supported*",
             "*score >= 0.4: estimate 0.*, 90% CI [[]0.*, 0.*[]], p=*(adj. *), p_refute=*",
-            "*effect size * (Cohen's d_z, paired by sequence*max over all heads*random weights*); null mean*",
+            "*estimate is * SD) outside the claimed region >= 0.4",
+            "*effect size -*: the statistic is below the null (null mean 0.*; Cohen's d_z, paired by sequence, against 5 "
+            "independent draws*max over all heads*random weights*); against single null draws * to *",
         ]
     )
 
@@ -186,10 +188,19 @@ def test_report_schema_and_markdown(pytester, random_native):
     claims_file(pytester, INDUCTION)
     pytester.runpytest_inprocess(FAST, f"{OPT_REPORT}=out", f"{OPT_ADJUST}=bh")
     data = json.loads((pytester.path / "out" / "report.json").read_text())
-    assert data["schema"] == "interp-checks/1"
+    assert data["schema"] == "interp-checks/2"
     (claim,) = data["claims"]
-    for key in ("id", "nodeid", "statement", "check", "model", "outcome", "effect_size", "effect_size_kind", "n", "seed", "duration_s", "expectations"):
+    for key in (
+        "id", "nodeid", "statement", "check", "model", "outcome", "effect_size", "effect_size_kind", "n", "seed",
+        "duration_s", "load_s", "measure_s", "family_size", "p_value", "deciding_statistic", "expectations",
+    ):
         assert key in claim
+    # time is split into loading and measuring, and they add up
+    assert claim["load_s"] > 0 and claim["measure_s"] > 0
+    assert claim["duration_s"] == pytest.approx(claim["load_s"] + claim["measure_s"], abs=1e-3)
+    # a refuted claim reports the refutation p that decided it, in JSON and in Markdown (not the support side's 1.000)
+    assert claim["outcome"] == "refuted" and claim["p_value"] < 0.05
+    assert claim["p_value"] == claim["expectations"][0]["p_adjusted_refute"]
     (exp,) = claim["expectations"]
     for key in ("statistic", "comparison", "estimate", "ci", "p_value", "p_adjusted", "outcome"):
         assert exp[key] is not None
@@ -197,6 +208,8 @@ def test_report_schema_and_markdown(pytester, random_native):
     assert data["settings"]["adjust"] == "bh"
     markdown = (pytester.path / "out" / "report.md").read_text()
     assert "| `L1H0-induction` |" in markdown and "refuted" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| `L1H0-induction` |"))
+    assert f"{claim['p_value']:.2e}" in row and "| 1.000 |" not in row
 
 
 def test_python_claims_through_the_fixture_join_the_report(pytester, random_native):
@@ -222,8 +235,10 @@ def test_python_claims_through_the_fixture_join_the_report(pytester, random_nati
     result = pytester.runpytest_inprocess(FAST)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*claim 'false'*REFUTED, expected supported*"])
-    families = {c["id"]: c["family"] for c in report(pytester)["claims"]}
-    assert families["no-induction-L0"].startswith("python:")
+    claims = {c["id"]: c for c in report(pytester)["claims"]}
+    # Python claims join the session family: one slot per test that uses the fixture
+    assert {c["family"] for c in claims.values()} == {"session"}
+    assert {c["family_size"] for c in claims.values()} == {2}
 
 
 def test_inconclusive_python_claims_skip_on_request(pytester, random_native):
