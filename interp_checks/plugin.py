@@ -10,7 +10,8 @@ item to run evaluates every selected claim item of the session at once, so claim
 model and inputs share forward passes; each item then reports its own verdict. The multiplicity
 family is fixed at collection, before ``-k``, ``-m`` or ``--lf`` deselect anything: every claim in
 the claim files under the paths pytest was given, plus one slot per test that uses the ``interp``
-fixture (claims not run count as p = 1), so a re-run of one failed claim is judged as strictly as
+fixture (claims not run count as p = 1; with ``--lf``, which skips collecting files, the size of
+the last full run with the same paths, kept in pytest's cache), so a re-run of one failed claim is judged as strictly as
 the full run, and Python claims join the same family. Results travel on ``user_properties`` (so they survive xdist and
 land in junit XML), and the controller writes ``report.json`` and ``report.md`` at the end.
 """
@@ -183,6 +184,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     claim_files = {item.path for item in items if isinstance(item, ClaimItem)} | set(_claim_files_under(config))
     python_slots = sum(1 for item in items if "interp" in getattr(item, "fixturenames", ()))
     family.size = _count_claims(claim_files) + python_slots
+    cache = getattr(config, "cache", None)
+    if cache is not None:  # --lf and --ff skip collecting files: keep the size the full run had
+        key = f"interp_checks/family_size/{'|'.join(sorted(map(str, config.args)))}"
+        if config.getoption("lf", False) or config.getoption("failedfirst", False):
+            family.size = max(family.size, int(cache.get(key, 0)))
+        else:
+            cache.set(key, family.size)
 
 
 def _claim_files_under(config: pytest.Config) -> Iterator[Path]:

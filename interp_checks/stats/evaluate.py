@@ -592,10 +592,9 @@ def evaluate_largest_mean(
         raise ValueError(f"{statistic} needs [sequences, members] values for members {members}, got shape {x.shape}")
     k = len(members)
     columns = [_as_samples(x[:, j], f"{statistic}[{members[j]}]") for j in range(k)]
-    narrow = [evaluate(c, comparison, statistic=m, alpha=alpha, seed=seed, n_resamples=n_resamples) for c, m in zip(columns, members)]
-    wide = narrow if k == 1 else [
-        evaluate(c, comparison, statistic=m, alpha=alpha / k, seed=seed, n_resamples=n_resamples) for c, m in zip(columns, members)
-    ]
+    # every member in one vectorised call per level (members are the rows)
+    narrow = evaluate_many(x.T, comparison, statistic=statistic, alpha=alpha, seed=seed, n_resamples=n_resamples)
+    wide = narrow if k == 1 else evaluate_many(x.T, comparison, statistic=statistic, alpha=alpha / k, seed=seed, n_resamples=n_resamples)
     best = int(np.argmax([e.estimate for e in narrow]))
     lows, highs = [e.ci[0] for e in wide], [e.ci[1] for e in narrow]
     ci = (math.nan, math.nan) if any(math.isnan(v) for v in lows + highs) else (max(lows), max(highs))

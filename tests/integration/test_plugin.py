@@ -254,3 +254,30 @@ def test_inconclusive_python_claims_skip_on_request(pytester, random_native):
     )
     pytester.runpytest_inprocess(FAST).assert_outcomes(failed=1)
     pytester.runpytest_inprocess(FAST, f"{OPT_INCONCLUSIVE}=skip").assert_outcomes(skipped=1)
+
+
+def test_the_family_does_not_shrink_with_the_selection(pytester, random_native):
+    """A claim re-run alone (-k, --lf) is judged against the whole family, never more leniently."""
+    link_model(pytester, random_native)
+    body = "".join(
+        INDUCTION.replace("L1H0-induction", f"no-induction-{head}").replace("head: L1H0", f"head: {head}").replace(">= 0.4", "< 0.4")
+        for head in ("L0H0", "L0H1", "L1H0")
+    )
+    claims_file(pytester, body)
+    pytester.makepyfile(test_more="def test_one_more(interp):\n    pass\n")
+    pytester.runpytest_inprocess(FAST)
+    full = {c["id"]: c for c in report(pytester)["claims"]}
+    assert {c["family_size"] for c in full.values()} == {4}  # three claims and one test using `interp`
+    for selection in (["-k", "L0H1"], ["--deselect", "suite.claims.yaml::no-induction-L0H0"]):
+        pytester.runpytest_inprocess(FAST, *selection)
+        rerun = {c["id"]: c for c in report(pytester)["claims"]}
+        assert "no-induction-L0H1" in rerun and len(rerun) < 3
+        for claim_id, claim in rerun.items():
+            assert claim["family_size"] == 4
+            assert claim["p_value"] >= full[claim_id]["p_value"] - 1e-15
+    # --lf: make one claim fail, then re-run the failures only
+    pytester.makefile(".claims.yaml", suite=(pytester.path / "suite.claims.yaml").read_text().replace("head: L0H1\n    inputs", "head: L0H1\n    expected: refuted\n    inputs"))
+    pytester.runpytest("-p", "cacheprovider", FAST)
+    result = pytester.runpytest("-p", "cacheprovider", FAST, "--lf")
+    result.assert_outcomes(failed=1)  # --lf collects only the failed claim and skips the Python file
+    assert [c["family_size"] for c in report(pytester)["claims"]] == [4]

@@ -152,34 +152,82 @@ def _binomial_band(p0: float, runs: int, z: float = 3.0) -> tuple[float, float]:
     return p0 - half, p0 + half
 
 
-def test_calibration_at_the_true_mean_on_skewed_data() -> None:
-    """Threshold = true mean: a claim on either side is false-at-the-boundary.
+# Calibration runs every repetition through ``evaluate_many``, the code path ``evaluate`` itself
+# takes (``test_evaluate_is_evaluate_many_on_one_row``), so thousands of seeded repetitions cost
+# seconds. Bands are chosen to catch the bugs they are named after with high probability, not
+# at 3 sigma of a rate that a halved or doubled alpha would also pass:
+# with 6,000 runs the supported rate's standard error at alpha = 0.05 is 0.0028, so the band
+# [0.032, 0.068] is 6 SE from both alpha/2 = 0.025 (a two-sided p or a 95% interval) and 2 alpha = 0.1.
+CALIBRATION_RUNS = 6000
 
-    The rate of SUPPORTED verdicts is the type-I error and must be about alpha
-    (for both tails, since Beta(2, 5) is right-skewed and the t-test's two
-    tails err differently on skewed data), and the 1 - 2*alpha BCa interval
-    must cover the true mean about 90% of the time.
 
-    Reference (not used to set the bands): a 10,000-run version of this
-    simulation gave 0.041 (">="), 0.055 ("<=") and 0.890 coverage.
+def _supported_rate(x: np.ndarray, comparison: Comparison, seed: int) -> tuple[float, float, float]:
+    """(supported rate, refuted rate, share of intervals covering ``truth``) over the rows of x."""
+    evaluations = ic_stats.evaluate_many(x, comparison, alpha=ALPHA, seed=seed, n_resamples=499)
+    outcomes = [verdict(e) for e in evaluations]
+    supported = sum(o is Outcome.SUPPORTED for o in outcomes) / len(outcomes)
+    refuted = sum(o is Outcome.REFUTED for o in outcomes) / len(outcomes)
+    lows = np.array([e.ci[0] for e in evaluations])
+    highs = np.array([e.ci[1] for e in evaluations])
+    return supported, refuted, (lows, highs)
+
+
+@pytest.mark.parametrize("op", [">=", ">", "<=", "<"])
+def test_one_sided_claims_at_their_threshold_are_supported_about_alpha_of_the_time(op: str) -> None:
+    """Threshold = true mean (normal data, where the t-test is exact): a false-at-the-boundary claim."""
+    x = np.random.default_rng(20_000).normal(0.3, 0.1, (CALIBRATION_RUNS, 32))
+    supported, refuted, _ = _supported_rate(x, Comparison(op, 0.3), seed=1)  # type: ignore[arg-type]
+    assert 0.032 <= supported <= 0.068, supported
+    assert 0.032 <= refuted <= 0.068, refuted
+
+
+def test_between_at_its_lower_bound_is_supported_about_alpha_and_refuted_at_most_alpha() -> None:
+    """TOST at the boundary: the claim "between 0.3 and 10" with true mean 0.3 errs on the lower test
+    alone, so it is supported about alpha of the time; its refutation is Bonferroni-doubled over the
+    two sides, so it is refuted about alpha/2 of the time (at most alpha)."""
+    x = np.random.default_rng(20_001).normal(0.3, 0.1, (CALIBRATION_RUNS, 32))
+    supported, refuted, _ = _supported_rate(x, Comparison("between", 0.3, 10.0), seed=2)
+    assert 0.032 <= supported <= 0.068, supported
+    assert 0.015 <= refuted <= 0.035, refuted
+
+
+@pytest.mark.parametrize("data", ["normal", "skewed"])
+def test_intervals_cover_the_true_mean_at_their_level_and_each_end_at_one_minus_alpha(data: str) -> None:
+    """The interval actually built, not its ``ci_level`` field: a 95% interval would cover 95%
+    (12 SE away), and each end is a one-sided 95% bound.
+
+    On right-skewed Beta(2, 5) data with 64 sequences, BCa's upper end covers less than its 95%:
+    measured here 0.9375 in 6,000 runs (and the lower end correspondingly more), which is why the
+    per-end band is wider for skewed data; the two-sided coverage stays at 90%.
     """
-    runs, n = 400, 64
-    true_mean = 2 / 7  # mean of Beta(2, 5)
-    supported_ge = supported_le = covered = 0
-    for i in range(runs):
-        x = np.random.default_rng(10_000 + i).beta(2, 5, n)
-        ge = evaluate(x, Comparison(">=", true_mean), alpha=ALPHA, seed=i, n_resamples=999)
-        le = evaluate(x, Comparison("<=", true_mean), alpha=ALPHA, seed=i, n_resamples=999)
-        supported_ge += verdict(ge) is Outcome.SUPPORTED
-        supported_le += verdict(le) is Outcome.SUPPORTED
-        covered += ge.ci[0] <= true_mean <= ge.ci[1]
-        assert ge.ci_level == pytest.approx(1 - 2 * ALPHA)
+    rng = np.random.default_rng(20_002)
+    if data == "normal":
+        true_mean, x, end_band = 0.3, rng.normal(0.3, 0.1, (CALIBRATION_RUNS, 64)), 0.012
+    else:
+        true_mean, x, end_band = 2 / 7, rng.beta(2, 5, (CALIBRATION_RUNS, 64)), 0.02
+    _, _, (lows, highs) = _supported_rate(x, Comparison(">=", true_mean), seed=3)
+    se = math.sqrt(0.9 * 0.1 / CALIBRATION_RUNS)  # 0.0039
+    assert abs(np.mean((lows <= true_mean) & (true_mean <= highs)) - 0.90) < 4 * se
+    assert abs(np.mean(lows <= true_mean) - 0.95) < end_band
+    assert abs(np.mean(true_mean <= highs) - 0.95) < end_band
 
-    lo, hi = _binomial_band(ALPHA, runs)
-    assert lo <= supported_ge / runs <= hi, supported_ge / runs
-    assert lo <= supported_le / runs <= hi, supported_le / runs
-    lo, hi = _binomial_band(1 - 2 * ALPHA, runs)
-    assert lo <= covered / runs <= hi, covered / runs
+
+def test_skewed_data_stay_near_alpha_in_both_tails() -> None:
+    """Beta(2, 5) is right-skewed, so the t-test's two tails err differently; both stay near alpha.
+
+    Reference (not used to set the band): 0.041 (">=") and 0.055 ("<=") in 10,000 runs.
+    """
+    x = np.random.default_rng(20_003).beta(2, 5, (4000, 64))
+    for op in (">=", "<="):
+        supported, _, _ = _supported_rate(x, Comparison(op, 2 / 7), seed=4)  # type: ignore[arg-type]
+        assert 0.025 <= supported <= 0.075, (op, supported)
+
+
+def test_evaluate_is_evaluate_many_on_one_row() -> None:
+    x = np.random.default_rng(3).normal(0.4, 0.2, 40)
+    single = evaluate(x, Comparison(">", 0.35), seed=11, n_resamples=999)
+    (row,) = ic_stats.evaluate_many(x[None, :], Comparison(">", 0.35), seed=11, n_resamples=999)
+    assert single == row
 
 
 # --------------------------------------------------------------------------- power / refutation
@@ -246,16 +294,117 @@ def test_one_sided_p_values_are_complementary_and_test_names_h0() -> None:
     assert ev.n == 32 and ev.ci_level == pytest.approx(0.9)
 
 
-def test_between_p_values_are_tost() -> None:
-    x = np.random.default_rng(2).normal(0.5, 0.1, 40)
-    ev = evaluate(x, Comparison("between", 0.45, 0.52), n_resamples=999)
+def test_between_needs_both_sides_and_refutes_on_either() -> None:
+    """TOST's behaviour, not its formula: inside a band only when *both* one-sided tests reject;
+    refuted when the mean is clearly outside on either side, with the two chances paid for."""
+    x = centred_normal(0.5, 0.1, n=40, seed=2)
+    inside = evaluate(x, Comparison("between", 0.45, 0.55), n_resamples=999)
+    near_top = evaluate(x, Comparison("between", 0.3, 0.505), n_resamples=999)
+    near_bottom = evaluate(x, Comparison("between", 0.495, 0.7), n_resamples=999)
+    assert verdict(inside) is Outcome.SUPPORTED
+    # one bound within noise is enough to withhold support, whichever bound it is
+    assert verdict(near_top) is Outcome.INCONCLUSIVE and verdict(near_bottom) is Outcome.INCONCLUSIVE
+    assert near_top.p_value > 0.2 and near_bottom.p_value > 0.2
+    # clearly below the band and clearly above it are both refutations
+    below = evaluate(x, Comparison("between", 0.6, 0.9), n_resamples=999)
+    above = evaluate(x, Comparison("between", 0.1, 0.4), n_resamples=999)
+    assert verdict(below) is Outcome.REFUTED and verdict(above) is Outcome.REFUTED
+    # the refutation p of a two-sided band is twice the one-sided p of the side it falls on
+    one_sided = evaluate(x, Comparison(">=", 0.6), n_resamples=999)
+    assert below.p_value_refute == pytest.approx(min(1.0, 2 * one_sided.p_value_refute))
 
-    def p(alt: str, m: float) -> float:
-        return float(sps.ttest_1samp(x, m, alternative=alt).pvalue)
 
-    assert ev.p_value == pytest.approx(max(p("greater", 0.45), p("less", 0.52)))
-    assert ev.p_value_refute == pytest.approx(min(1.0, 2 * min(p("less", 0.45), p("greater", 0.52))))
-    assert "TOST" in ev.test
+# --------------------------------------------------------------------------- largest of several means
+
+
+def _heads_that_take_turns(n: int = 400, seed: int = 0) -> np.ndarray:
+    """Four heads, each with mean 0.45, where a different head scores high on each sequence:
+    every per-head mean is 0.45 but the per-sequence maximum averages about 0.55."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.4167, 0.02, (n, 4))
+    winner = rng.integers(0, 4, n)
+    base[np.arange(n), winner] += 0.1333
+    return base - base.mean(axis=0) + 0.45  # every head's sample mean exactly 0.45
+
+
+def test_some_head_claim_is_not_fooled_by_heads_taking_turns() -> None:
+    scores = _heads_that_take_turns()
+    assert np.allclose(scores.mean(axis=0), 0.45) and scores.max(axis=1).mean() > 0.54
+    # the biased statistic (mean of per-sequence maxima) would call "some head >= 0.5" supported ...
+    biased = evaluate(scores.max(axis=1), Comparison(">=", 0.5), n_resamples=999)
+    assert verdict(biased) is Outcome.SUPPORTED
+    # ... the largest head mean does not; with 400 sequences it refutes it
+    fair = ic_stats.evaluate_largest_mean(scores, Comparison(">=", 0.5), ["H0", "H1", "H2", "H3"], n_resamples=999)
+    assert fair.estimate == pytest.approx(0.45)
+    assert verdict(fair) is Outcome.REFUTED
+    assert fair.estimand.startswith("largest of 4 member means") and len(fair.members) == 4
+
+
+def test_largest_mean_pays_for_choosing_the_best_member() -> None:
+    """k members with the same true mean at the threshold: "some member >= t" must be supported in
+    about alpha of runs or fewer (Bonferroni), not k times alpha as picking the best member's own
+    one-sided test would."""
+    rng = np.random.default_rng(5)
+    runs, k = 400, 6
+    names = [f"H{j}" for j in range(k)]
+    scores = rng.normal(0.5, 0.1, (runs, 32, k))
+    supported = sum(
+        verdict(ic_stats.evaluate_largest_mean(scores[run], Comparison(">=", 0.5), names, seed=run, n_resamples=199))
+        is Outcome.SUPPORTED
+        for run in range(runs)
+    )
+    best = scores[np.arange(runs), :, scores.mean(axis=1).argmax(axis=1)]  # [runs, 32]: each run's best member
+    naive = sum(verdict(e) is Outcome.SUPPORTED for e in ic_stats.evaluate_many(best, Comparison(">=", 0.5), n_resamples=199))
+    assert supported / runs <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / runs)
+    assert naive / runs > 2 * ALPHA  # what the correction is for
+
+
+def test_no_member_claim_needs_every_member_below() -> None:
+    scores = np.column_stack([centred_normal(0.05, 0.02, seed=1), centred_normal(0.12, 0.02, seed=2)])
+    names = ["L0H0", "L0H1"]
+    assert verdict(ic_stats.evaluate_largest_mean(scores, Comparison("<", 0.2), names, n_resamples=999)) is Outcome.SUPPORTED
+    # one member at the threshold is enough to withhold support
+    scores[:, 1] = centred_normal(0.2, 0.02, seed=3)
+    at_bar = ic_stats.evaluate_largest_mean(scores, Comparison("<", 0.2), names, n_resamples=999)
+    assert verdict(at_bar) is Outcome.INCONCLUSIVE and at_bar.deciding_member == "L0H1"
+    with pytest.raises(ValueError, match="one-sided"):
+        ic_stats.evaluate_largest_mean(scores, Comparison("between", 0.1, 0.2), names)
+
+
+def test_largest_mean_of_one_member_is_the_plain_mean() -> None:
+    x = np.random.default_rng(4).normal(0.3, 0.1, 30)
+    one = ic_stats.evaluate_largest_mean(x[:, None], Comparison(">=", 0.25), ["H0"], n_resamples=999)
+    plain = evaluate(x, Comparison(">=", 0.25), n_resamples=999)
+    assert (one.estimate, one.ci, one.p_value, one.p_value_refute) == (plain.estimate, plain.ci, plain.p_value, plain.p_value_refute)
+
+
+# --------------------------------------------------------------------------- claims made of several expectations
+
+
+def test_a_claim_is_supported_only_if_every_expectation_is_and_reports_the_weakest() -> None:
+    strong = _fake(Comparison(">=", 0.4), (0.5, 0.6), p=1e-9, p_ref=1.0)
+    weak = _fake(Comparison(">=", 0.4), (0.41, 0.6), p=0.01, p_ref=0.99)
+    support, refute = ic_stats.claim_p_values([strong, weak])
+    assert support == 0.01  # intersection-union: the largest p, no correction
+    decision = ic_stats.decide_claim([strong, weak], p_adjusted=support, p_adjusted_refute=refute, alpha=ALPHA)
+    assert decision.outcome is Outcome.SUPPORTED and decision.deciding == 1 and decision.p_value == 0.01
+    # the family's adjustment multiplies every expectation alike: at 10x, the weak one fails
+    decision = ic_stats.decide_claim([strong, weak], p_adjusted=0.1, p_adjusted_refute=refute, alpha=ALPHA)
+    assert decision.outcome is Outcome.INCONCLUSIVE and decision.outcomes == (Outcome.SUPPORTED, Outcome.INCONCLUSIVE)
+    assert decision.deciding == 1
+
+
+def test_a_claim_is_refuted_by_its_strongest_refutation_paid_for_over_its_expectations() -> None:
+    fine = _fake(Comparison(">=", 0.4), (0.5, 0.6), p=1e-6, p_ref=1.0)
+    barely = _fake(Comparison(">=", 0.4), (0.3, 0.39), p=0.99, p_ref=0.02)
+    clearly = _fake(Comparison(">=", 0.4), (0.1, 0.2), p=1.0, p_ref=1e-8)
+    support, refute = ic_stats.claim_p_values([fine, barely, clearly])
+    assert refute == pytest.approx(3e-8)  # Bonferroni over the three chances to refute
+    decision = ic_stats.decide_claim([fine, barely, clearly], p_adjusted=support, p_adjusted_refute=refute, alpha=ALPHA)
+    assert decision.outcome is Outcome.REFUTED
+    assert decision.deciding == 2 and decision.p_value == pytest.approx(3e-8)
+    # 0.02 alone would refute, but not once its three chances are paid for
+    assert decision.outcomes[1] is Outcome.INCONCLUSIVE and decision.p_adjusted_refute[1] == pytest.approx(0.06)
 
 
 # --------------------------------------------------------------------------- decide / combine
@@ -583,9 +732,14 @@ def test_argument_validation() -> None:
         evaluate([0.1, 0.2], ">= 0.0")  # type: ignore[arg-type]
 
 
-def test_two_samples_do_not_crash() -> None:
-    ev = evaluate([0.1, 0.3], Comparison(">=", 0.0), n_resamples=999)
-    assert ev.n == 2 and verdict(ev) in set(Outcome)
+def test_two_samples_give_a_defined_and_cautious_answer() -> None:
+    """Two sequences cannot support a claim near its threshold, but they can when it is far off."""
+    near = evaluate([0.1, 0.3], Comparison(">=", 0.15), n_resamples=999)
+    assert near.n == 2 and near.estimate == pytest.approx(0.2)
+    assert all(math.isfinite(v) for v in (*near.ci, near.p_value, near.p_value_refute))
+    assert verdict(near) is Outcome.INCONCLUSIVE
+    far = evaluate([0.1, 0.1001], Comparison(">=", -100.0), n_resamples=999)
+    assert far.p_value < 0.01
 
 
 # --------------------------------------------------------------------------- determinism / serialisation
@@ -618,3 +772,63 @@ def test_to_dict_is_strict_json() -> None:
     assert d["n"] == 20 and isinstance(d["ci"], list) and len(d["ci"]) == 2
     assert d["ci_level"] == pytest.approx(0.9)
     assert set(d) == {f.name for f in dataclasses.fields(Evaluation)}
+
+
+# --------------------------------------------------------------------------- a family larger than what was run
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 1, allow_nan=False), min_size=2, max_size=12),
+    st.data(),
+    st.sampled_from(["holm", "bh"]),
+)
+def test_a_selection_is_never_judged_more_leniently_than_the_whole_family(p: list[float], data: st.DataObject, method: str) -> None:
+    """Re-running some claims of a family (``-k``, ``--lf``) with the family's size: the missing
+    claims count as p = 1, so every adjusted p is at least what the full run gives."""
+    full = adjust_p_values(p, method)  # type: ignore[arg-type]
+    chosen = data.draw(st.lists(st.integers(0, len(p) - 1), min_size=1, unique=True))
+    subset = adjust_p_values([p[i] for i in chosen], method, family_size=len(p))  # type: ignore[arg-type]
+    alone = adjust_p_values([p[i] for i in chosen], method)  # type: ignore[arg-type]
+    for j, i in enumerate(chosen):
+        assert subset[j] >= full[i] - 1e-12
+        assert subset[j] >= alone[j] - 1e-12
+
+
+def test_family_size_pads_with_ones_and_refuses_a_smaller_family() -> None:
+    np.testing.assert_allclose(adjust_p_values([0.01], "holm", family_size=5), [0.05])
+    np.testing.assert_allclose(adjust_p_values([0.01, 0.02], "holm", family_size=4), [0.04, 0.06])
+    with pytest.raises(ValueError, match="smaller"):
+        adjust_p_values([0.1, 0.2], "holm", family_size=1)
+
+
+# --------------------------------------------------------------------------- nulls with several draws
+
+
+def test_pooled_null_effect_estimates_a_single_draws_effect_and_reports_the_spread() -> None:
+    """One random initialisation is one draw of the null. Pooling draws must not inflate the effect
+    size (averaging draws per sequence first would shrink the null's noise and grow d with the
+    number of draws); it should sit among the single-draw effects and report their spread."""
+    rng = np.random.default_rng(12)
+    n = 200
+    shared = rng.normal(0, 0.05, n)  # what every model does on a given sequence
+    claim = 0.6 + shared + rng.normal(0, 0.05, n)
+    null = 0.1 + shared[:, None] + rng.normal(0, 0.3, (n, 8))  # 8 noisy initialisations
+    pooled = evaluate(claim, Comparison(">=", 0.5), null_samples=null, n_resamples=199)
+    singles = [evaluate(claim, Comparison(">=", 0.5), null_samples=null[:, d], n_resamples=199).effect_size for d in range(8)]
+    assert pooled.null_draws == 8 and pooled.effect_size_range == pytest.approx((min(singles), max(singles)))
+    assert min(singles) <= pooled.effect_size <= max(singles)
+    averaged_first = evaluate(claim, Comparison(">=", 0.5), null_samples=null.mean(axis=1), n_resamples=199).effect_size
+    assert averaged_first > 2 * max(singles)  # the inflation the pooled estimator avoids
+    # identical draws: exactly the single-draw effect size
+    same = evaluate(claim, Comparison(">=", 0.5), null_samples=np.repeat(null[:, :1], 3, axis=1), n_resamples=199)
+    assert same.effect_size == pytest.approx(singles[0])
+
+
+@pytest.mark.parametrize(("op", "threshold", "margin"), [(">=", 0.4, 0.1), ("<", 0.4, -0.1), ("<=", 0.7, 0.2), ("between", 0.3, 0.2)])
+def test_margin_is_oriented_towards_the_claim(op: str, threshold: float, margin: float) -> None:
+    x = centred_normal(0.5, 0.1)
+    comparison = Comparison("between", threshold, 0.7) if op == "between" else Comparison(op, threshold)  # type: ignore[arg-type]
+    ev = evaluate(x, comparison, n_resamples=199)
+    assert ev.margin == pytest.approx(margin)
+    assert ev.margin_sd == pytest.approx(margin / np.std(x, ddof=1))
