@@ -283,14 +283,14 @@ class Engine:
             if stat in claim.prepared.negated:
                 comparison = negate(comparison)
             rows = values if values.ndim == 2 else values[:, None]
-            defined = np.isfinite(rows).all(axis=1)
-            if null is not None:
-                defined &= np.isfinite(null).all(axis=1)
+            if null is None:  # the check's null needs no model (e.g. zero gain): a null of zeros
+                null = np.zeros((rows.shape[0], 1))
+            defined = np.isfinite(rows).all(axis=1) & np.isfinite(null).all(axis=1)
             common = dict(
                 statistic=stat,
                 alpha=self.settings.alpha,
                 seed=spec.seed,
-                null_samples=None if null is None else null[defined],
+                null_samples=null[defined],
                 null_kind=null_kind,
                 n_resamples=self.settings.n_resamples,
             )
