@@ -112,3 +112,19 @@ def test_inputs_are_seeded_by_seed_and_spec_only():
 def test_inputs_longer_than_the_context_are_refused():
     with pytest.raises(InputSpecError, match="lower seq_len"):
         generate({"kind": "repeated_random_tokens", "seq_len": 50}, Vocabulary(50, 80, None), seed=0)
+
+
+def test_max_score_is_the_largest_head_mean_not_the_mean_of_per_sequence_maxima(model_dir):
+    """On the same inputs, a layer's max_score estimate is exactly the largest of its heads' score estimates."""
+    engine = Engine(Settings(n_resamples=199, null_draws=1))
+    heads = ["L1H0", "L1H1"]
+    per_head, group = engine.evaluate(
+        [spec(model_dir, "each", heads=heads), spec(model_dir, "group", layer=1, expect={"max_score": ">= 0.5"})]
+    )
+    estimates = [e.evaluation.estimate for e in per_head.expectations]
+    (expectation,) = group.expectations
+    assert expectation.evaluation.estimate == pytest.approx(max(estimates), abs=1e-12)
+    assert expectation.evaluation.deciding_member == heads[int(np.argmax(estimates))]
+    assert expectation.evaluation.estimand.startswith("largest of 2 member means")
+    (band,) = engine.evaluate([spec(model_dir, "band", layer=1, expect={"max_score": "between 0.1 0.5"})])
+    assert band.outcome == "error" and "one-sided" in band.error and "'band'" in band.error
