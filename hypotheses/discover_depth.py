@@ -20,7 +20,7 @@ Text comes from ``split: discovery``; every measurement is repeated for each dis
 (100, 101, 102 by default; the bundled claims use 0 and the stability test 1, 2, 3, so random
 tokens are fresh too). For each it prints the window-level estimate, its 90% BCa interval, the
 one-sided p of "gain > 0" and "gain < 0" (unadjusted), Cohen's d_z and n; and, for text, the same
-at the *document* level: windows are grouped by the document they were cut from (about 21
+at the *document* level: windows are grouped by the document they were cut from (20
 discovery documents, so the 64 windows are ~3 per document and not independent), and a t-test
 runs over the documents' mean gains. A finding that holds only window by window and not document
 by document is about these few documents, not about stdlib text.
