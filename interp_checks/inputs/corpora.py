@@ -14,7 +14,9 @@ every seeded sample walks all of it.
 Determinism: documents come in a fixed order (sorted paths, file line order, dataset row order),
 every random draw goes through the ``numpy.random.Generator`` the caller passes, and the
 train/held-out split is a hash of the document *name* -- the rule and percentage the zoo trains
-with, so text held out from zoo training stays held out here.
+with, so text held out from zoo training stays held out here. The held-out documents are further
+cut in two halves, ``discovery`` and ``confirmation``, by a second, independent (salted) hash of the
+name: look at one half to find a claim, state it on the other (see :func:`heldout_half_of`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ SKIP_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-pack
 SKIP_FILES = frozenset({"pydoc_data/topics.py"})
 
 STDLIB_SOURCES = {"stdlib": "all", "stdlib-docs": "docs", "stdlib-code": "code"}
-SPLITS = ("all", "train", "heldout")
+# The held-out documents cut in two by a second hash: find claims on "discovery", test them on
+# "confirmation". Both are subsets of "heldout", which stays their union (the zoo's split is unchanged).
+HELDOUT_HALVES = ("discovery", "confirmation")
+SPLITS = ("all", "train", "heldout", *HELDOUT_HALVES)
+# Salt of the second hash: any fixed bytes make it independent of the train/held-out hash; changing
+# them would move documents between the halves, so they are fixed for good.
+_HALF_SALT = b"interp_checks heldout half\0"
 _DOCS_PREFIX = "pydoc_data.topics/"
 _CODE_PREFIX = "stdlib/"
 
@@ -126,6 +134,26 @@ def split_of(name: str) -> str:
     """
     bucket = int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) % 100
     return "heldout" if bucket < HELDOUT_PERCENT else "train"
+
+
+def heldout_half_of(name: str) -> str:
+    """``"discovery"`` or ``"confirmation"``: which half of the held-out documents ``name`` is in.
+
+    A second hash of the name, salted so that it is independent of :func:`split_of`'s; each half
+    gets about half of the held-out documents. Defined for every name, but it only means something
+    for held-out ones (``split_of(name) == "heldout"``): use :func:`in_split` to select a half.
+    """
+    bucket = int(hashlib.sha256(_HALF_SALT + name.encode("utf-8")).hexdigest()[:8], 16) % 2
+    return HELDOUT_HALVES[bucket]
+
+
+def in_split(name: str, split: str) -> bool:
+    """Whether the document ``name`` belongs to ``split`` (one of :data:`SPLITS`)."""
+    if split == "all":
+        return True
+    if split in HELDOUT_HALVES:
+        return split_of(name) == "heldout" and heldout_half_of(name) == split
+    return split_of(name) == split
 
 
 def split_documents(documents: Iterable[Document]) -> dict[str, list[Document]]:
@@ -272,12 +300,13 @@ def _iter_hf_dataset(folder: Path, batch_size: int = 256) -> Iterator[Document]:
 
 
 def filter_split(documents: Iterable[Document], split: str) -> Iterator[Document]:
-    """Only the documents of ``split`` (``"all"``, ``"train"`` or ``"heldout"``), still streaming."""
+    """Only the documents of ``split`` (one of :data:`SPLITS`: ``"all"``, ``"train"``, ``"heldout"``, or
+    its halves ``"discovery"`` and ``"confirmation"``), still streaming."""
     if split not in SPLITS:
         raise CorpusError(f"split must be one of {list(SPLITS)}, got {split!r}")
     if split == "all":
         return iter(documents)
-    return (doc for doc in documents if split_of(doc.name) == split)
+    return (doc for doc in documents if in_split(doc.name, split))
 
 
 def _split_stream(source: Any, split: str, base_dir: Any) -> Iterator[Document]:

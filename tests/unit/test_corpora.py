@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 
 from interp_checks.inputs.corpora import (
+    HELDOUT_HALVES,
     HELDOUT_PERCENT,
+    SPLITS,
     CorpusError,
     Document,
     filter_split,
+    heldout_half_of,
+    in_split,
     iter_documents,
     iter_token_batches,
     sample_documents,
@@ -146,6 +150,42 @@ def test_the_heldout_split_is_about_heldout_percent_of_the_stdlib():
         filter_split(docs, "test")
 
 
+def test_the_heldout_split_has_a_discovery_and_a_confirmation_half():
+    docs = stdlib_documents()
+    heldout = list(filter_split(docs, "heldout"))
+    discovery = list(filter_split(docs, "discovery"))
+    confirmation = list(filter_split(docs, "confirmation"))
+    names = {half: {d.name for d in found} for half, found in (("discovery", discovery), ("confirmation", confirmation))}
+    assert HELDOUT_HALVES == ("discovery", "confirmation") and set(HELDOUT_HALVES) <= set(SPLITS)
+    assert not names["discovery"] & names["confirmation"]  # disjoint
+    assert names["discovery"] | names["confirmation"] == {d.name for d in heldout}  # their union is heldout
+    assert all(split_of(d.name) == "heldout" for d in discovery + confirmation)  # never a training document
+    # roughly half each: ~43 held-out documents, a fair coin per document gives 14-29 with probability > 0.99
+    assert len(heldout) >= 20
+    assert 0.3 <= len(discovery) / len(heldout) <= 0.7
+    # stream order is kept, and the rule is deterministic (a hash of the name, nothing else)
+    assert discovery == [d for d in heldout if d in discovery]
+    assert [d.name for d in filter_split(docs, "discovery")] == [d.name for d in discovery]
+    assert all(in_split(d.name, heldout_half_of(d.name)) for d in heldout)
+
+
+def test_the_halves_hash_is_independent_of_the_heldout_hash():
+    names = [f"doc-{i}" for i in range(20000)]
+    share = np.mean([heldout_half_of(name) == "discovery" for name in names])
+    assert 0.48 <= share <= 0.52  # ~half of all names (sd 0.0035)
+    held = [name for name in names if split_of(name) == "heldout"]
+    held_share = np.mean([heldout_half_of(name) == "discovery" for name in held])
+    assert 0.4 <= held_share <= 0.6  # ~half of the held-out names too (about 1,000 of them; sd 0.016)
+    assert heldout_half_of("stdlib/os.py") == heldout_half_of("stdlib/os.py")
+    assert not in_split("doc", "nonsense") and in_split("doc", "all")
+
+
+def test_documents_outside_heldout_are_in_neither_half():
+    docs = [Document(f"doc-{i}", "text") for i in range(2000)]
+    train = [d for d in docs if split_of(d.name) == "train"]
+    assert train and not any(in_split(d.name, half) for d in train for half in HELDOUT_HALVES)
+
+
 # --- sampling ------------------------------------------------------------------------------------
 
 
@@ -183,6 +223,9 @@ def test_asking_for_more_documents_than_exist_returns_all_of_them():
 def test_sampling_a_split_of_the_stdlib_only_gives_that_split():
     docs = sample_documents("stdlib", 10, np.random.default_rng(0), split="heldout")
     assert len(docs) == 10 and all(split_of(d.name) == "heldout" for d in docs)
+    for half in HELDOUT_HALVES:
+        docs = sample_documents("stdlib", 10, np.random.default_rng(0), split=half)
+        assert len(docs) == 10 and all(split_of(d.name) == "heldout" and heldout_half_of(d.name) == half for d in docs)
 
 
 # --- token batches -------------------------------------------------------------------------------

@@ -92,6 +92,18 @@ def test_corpus_windows_are_real_text_starting_at_line_starts():
         assert start == 0 or source[start - 1] == "\n"
 
 
+@pytest.mark.parametrize("half", ["discovery", "confirmation"])
+def test_text_generators_accept_the_halves_of_the_heldout_split(half):
+    from interp_checks.inputs.corpora import filter_split
+
+    documents = [d.text for d in filter_split(stdlib_documents(), half)]
+    for kind in ("corpus", "repeated_span_text"):
+        sample = samples(kind, split=half, n=12, chars=300)
+        assert len(sample.texts) == 12
+        if kind == "corpus":  # every window comes from a document of that half
+            assert all(any(text in doc for doc in documents) for text in sample.texts)
+
+
 def test_a_corpus_of_one_long_document_still_gives_n_windows(tmp_path):
     lines = [f"line {i}: the quick brown fox jumps over the lazy dog" for i in range(400)]
     (tmp_path / "book.txt").write_text("\n".join(lines), encoding="utf-8")
