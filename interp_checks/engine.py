@@ -36,6 +36,7 @@ from interp_checks.stats import (
     Outcome,
     adjust_p_values,
     claim_p_values,
+    cluster_means,
     decide_claim,
     evaluate,
     evaluate_largest_mean,
@@ -101,6 +102,7 @@ class PreparedClaim:
     measure_s: float = 0.0
     measurements: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     null_measurements: dict[int, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    sources: list[str] | None = None  # the document each input row was cut from (None: rows are independent)
     error: str | None = None  # set when this claim's own measurement failed; its group carries on
 
     @property
@@ -221,6 +223,8 @@ class Engine:
                 null_needs[claim.model_key].append(claim.prepared.null_needs)
         start = time.perf_counter()
         batches = {key: self._batch_for(loaded, claims[0]) for key, loaded in models.items()}
+        for claim in claims:
+            claim.sources = batches[claim.model_key].sources
         sizes = {batch.n for batch in batches.values()}
         if len(sizes) != 1:
             raise ValueError(f"the models of these claims got different numbers of input sequences: {sizes}")
@@ -276,8 +280,19 @@ class Engine:
         sizes = []
         null = self._null_matrix(claim)
         null_kind = claim.check.null_description(claim.prepared)
+        notes = list(claim.prepared.notes)
+        if claim.sources is not None:
+            documents = len(set(claim.sources))
+            notes.append(
+                f"unit of sampling: the document ({len(claim.sources)} windows from {documents} documents; "
+                "each document's windows are averaged first, since windows of one document are not independent)"
+            )
+            if null is not None:
+                null = cluster_means(null, claim.sources)[0]
         for stat in claim.prepared.statistics:
             values = np.concatenate(claim.measurements[stat])
+            if claim.sources is not None:
+                values = cluster_means(values, claim.sources)[0]
             source = claim.prepared.expectation_source.get(stat, stat)
             comparison = spec.expect[source]
             if stat in claim.prepared.negated:
@@ -312,7 +327,7 @@ class Engine:
             n=min(sizes) if sizes else 0,
             load_s=claim.load_s,
             measure_s=claim.measure_s,
-            notes=list(claim.prepared.notes),
+            notes=notes,
         )
 
     @staticmethod

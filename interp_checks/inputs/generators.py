@@ -46,7 +46,9 @@ class Vocabulary:
 class InputBatch:
     """Token sequences (one row = one independent sample) plus what was used to make them.
 
-    ``valid`` is False on right padding (rows of text differ in length). ``regions`` names token
+    ``valid`` is False on right padding (rows of text differ in length). ``sources`` names the
+    document each row was cut from, where rows of one document can repeat (the unit of sampling is
+    then the document, not the row). ``regions`` names token
     subsets the generator knows about (``repeat``: the second copy of a repeated sequence, or a
     planted span inside real text). ``texts`` and ``offsets`` (each token's character span in its
     row's text) exist for inputs that start from text, so token subsets can be chosen by regex and
@@ -62,6 +64,7 @@ class InputBatch:
     texts: list[str] | None = None
     offsets: Int[np.ndarray, "n pos 2"] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.valid is None:
@@ -83,15 +86,22 @@ class InputBatch:
             None if self.texts is None else self.texts[start:stop],
             None if self.offsets is None else self.offsets[start:stop],
             self.meta,
+            None if self.sources is None else self.sources[start:stop],
         )
 
 
 @dataclass
 class TextSamples:
-    """What a text generator returns: texts, and named character spans inside each text."""
+    """What a text generator returns: texts, and named character spans inside each text.
+
+    ``sources`` names, per text, the document it was cut from (None: every text is its own
+    sample). Several windows of one document are not independent samples, so the engine averages a
+    claim's values over each document's windows and the document becomes the unit of sampling.
+    """
 
     texts: list[str]
     regions: dict[str, list[list[tuple[int, int]]]] = field(default_factory=dict)
+    sources: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +211,8 @@ def tokenize_texts(samples: TextSamples, vocab: Vocabulary, kind: str, params: d
             for start, stop in row_spans:
                 mask[i] |= (offsets[i, :, 0] < stop) & (offsets[i, :, 1] > start) & valid[i]
         regions[name] = mask
-    return InputBatch(tokens, kind, params, seed, valid, regions, list(samples.texts), offsets)
+    sources = None if samples.sources is None else list(samples.sources)
+    return InputBatch(tokens, kind, params, seed, valid, regions, list(samples.texts), offsets, sources=sources)
 
 
 def _with_bos(body: np.ndarray, vocab: Vocabulary, bos: bool) -> tuple[np.ndarray, int]:

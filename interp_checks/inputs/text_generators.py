@@ -81,7 +81,7 @@ def _line_start_window(text: str, chars: int, rng: np.random.Generator) -> str:
     return text[start : start + chars]
 
 
-def _windows(documents: list[Document], chars: int, rng: np.random.Generator) -> Iterator[str]:
+def _windows(documents: list[Document], chars: int, rng: np.random.Generator) -> Iterator[tuple[str, str]]:
     """Windows: one per sampled document (in stream order), then more from the documents longer
     than ``chars``, round-robin, at fresh offsets.
 
@@ -90,30 +90,33 @@ def _windows(documents: list[Document], chars: int, rng: np.random.Generator) ->
     not independent. Short documents are never repeated (they would be identical rows).
     """
     for doc in documents:
-        yield _line_start_window(doc.text, chars, rng)
+        yield doc.name, _line_start_window(doc.text, chars, rng)
     long = [doc for doc in documents if len(doc.text) > chars]
     while long:
         for doc in long:
-            yield _line_start_window(doc.text, chars, rng)
+            yield doc.name, _line_start_window(doc.text, chars, rng)
 
 
 def _collect(
-    windows: Iterator[str], n: int, make: Callable[[str], tuple[str, dict[str, list[Span]]] | None]
+    windows: Iterator[tuple[str, str]], n: int, make: Callable[[str], tuple[str, dict[str, list[Span]]] | None]
 ) -> TextSamples:
-    """Up to ``n`` samples built by ``make`` from successive windows (``None`` = window unusable)."""
+    """Up to ``n`` samples built by ``make`` from successive (document, window) pairs (``None`` =
+    window unusable); each sample remembers its document (``TextSamples.sources``)."""
     texts: list[str] = []
+    sources: list[str] = []
     regions: dict[str, list[list[Span]]] = {}
-    for window in islice(windows, n * _ATTEMPTS_PER_TEXT):
+    for name, window in islice(windows, n * _ATTEMPTS_PER_TEXT):
         made = make(window)
         if made is None:
             continue
         text, spans = made
         texts.append(text)
+        sources.append(name)
         for name, row in spans.items():
             regions.setdefault(name, []).append(row)
         if len(texts) == n:
             break
-    return TextSamples(texts, regions)
+    return TextSamples(texts, regions, sources)
 
 
 @register_generator(

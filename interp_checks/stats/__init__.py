@@ -14,6 +14,7 @@ Typical use, per claim::
     decisions = [decide_claim(evs, p_adjusted=a, p_adjusted_refute=b, alpha=0.05) for evs, a, b in zip(claims, p, p_ref)]
 """
 
+from interp_checks.stats.clusters import cluster_means
 from interp_checks.stats.comparison import Comparison, ComparisonOp
 from interp_checks.stats.evaluate import Evaluation, evaluate, evaluate_largest_mean, evaluate_many
 from interp_checks.stats.multiplicity import AdjustMethod, adjust_p_values
@@ -28,6 +29,7 @@ __all__ = [
     "Outcome",
     "adjust_p_values",
     "claim_p_values",
+    "cluster_means",
     "combine",
     "decide",
     "decide_claim",

@@ -128,3 +128,23 @@ def test_max_score_is_the_largest_head_mean_not_the_mean_of_per_sequence_maxima(
     assert expectation.evaluation.estimand.startswith("largest of 2 member means")
     (band,) = engine.evaluate([spec(model_dir, "band", layer=1, expect={"max_score": "between 0.1 0.5"})])
     assert band.outcome == "error" and "one-sided" in band.error and "'band'" in band.error
+
+
+def test_windows_of_one_document_count_once(tmp_path):
+    """A corpus of 3 documents asked for 12 windows: the claim's statistics run over 3 documents."""
+    from interp_checks.models.native import load_tokenizer
+
+    zoo_tokenizer = Path(__file__).resolve().parents[2] / "fixtures" / "zoo" / "tokenizer.json"
+    arch = dict(ARCH, d_vocab=2048, n_ctx=128)
+    folder = save_native(boot_random(arch, seed=2, tokenizer=load_tokenizer(zoo_tokenizer)), tmp_path / "m", tokenizer_json=zoo_tokenizer)
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(f'{{"text": "{("def f%d(x): return x + %d" % (i, i) + chr(92) + "n") * 40}"}}\n' for i in range(3)))
+    claim = ClaimSpec(
+        id="three-docs", path=tmp_path / "x.claims.yaml", index=0, check="logprob_gain", model=f"native:{folder}",
+        inputs={"kind": "corpus", "source": str(corpus), "split": "all", "n": 12, "chars": 120},
+        expect={"mean_gain": parse_expectation("between -0.01 0.01")}, params={"baseline": f"native:{folder}"},
+    )
+    (result,) = Engine(Settings(n_resamples=199)).evaluate([claim])
+    assert result.outcome != "error", result.error
+    assert result.n == 3
+    assert any("12 windows from 3 documents" in note for note in result.notes)

@@ -832,3 +832,31 @@ def test_margin_is_oriented_towards_the_claim(op: str, threshold: float, margin:
     ev = evaluate(x, comparison, n_resamples=199)
     assert ev.margin == pytest.approx(margin)
     assert ev.margin_sd == pytest.approx(margin / np.std(x, ddof=1))
+
+
+# --------------------------------------------------------------------------- windows of one document
+
+
+def test_cluster_means_average_each_documents_rows_in_order() -> None:
+    values = np.array([[1.0, 10.0], [3.0, np.nan], [5.0, 50.0], [np.nan, np.nan]])
+    means, names = ic_stats.cluster_means(values, ["b", "b", "a", "c"])
+    assert names == ["b", "a", "c"]
+    np.testing.assert_allclose(means[:2], [[2.0, 10.0], [5.0, 50.0]])
+    assert np.isnan(means[2]).all()
+
+
+def test_documents_not_windows_keep_a_claim_calibrated() -> None:
+    """Windows of one document share its luck: 64 windows from 16 documents, no true effect.
+    Treating windows as independent supports a false "gain > 0" far more often than alpha; the
+    document-level test stays near alpha."""
+    rng = np.random.default_rng(21)
+    runs, documents, per_document = 2000, 16, 4
+    per_doc = rng.normal(0, 1, (runs, documents, 1))
+    windows = (per_doc + rng.normal(0, 0.2, (runs, documents, per_document))).reshape(runs, -1)
+    names = [f"d{i}" for i in range(documents) for _ in range(per_document)]
+    window_level = ic_stats.evaluate_many(windows, Comparison(">", 0.0), n_resamples=199)
+    by_document = np.stack([ic_stats.cluster_means(row, names)[0] for row in windows])
+    document_level = ic_stats.evaluate_many(by_document, Comparison(">", 0.0), n_resamples=199)
+    rate = lambda evs: sum(verdict(e) is Outcome.SUPPORTED for e in evs) / runs  # noqa: E731
+    assert rate(window_level) > 3 * ALPHA
+    assert 0.025 <= rate(document_level) <= 0.075
