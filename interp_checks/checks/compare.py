@@ -120,8 +120,7 @@ def shared_spans(
 ) -> Spans:
     """Cut ``row`` at the character offsets where both tokenizations end a token (see the module doc)."""
     ends_m, ends_b = _token_ends(model, row), _token_ends(baseline, row)
-    covered = min(ends_m[-1][1], ends_b[-1][1]) if ends_m and ends_b else 0
-    boundaries = sorted({e for _, e in ends_m} & {e for _, e in ends_b} & set(range(1, covered + 1)))
+    boundaries = sorted({e for _, e in ends_m} & {e for _, e in ends_b})
     spans = len(boundaries)
     total_m, total_b = np.zeros(spans), np.zeros(spans)
     count_m = np.zeros(spans, dtype=int)
