@@ -1,22 +1,38 @@
-"""Model comparison: how much better does one model predict the same tokens than another?
+"""Model comparison: how much better does one model predict the same text than another?
 
-Statistic ``mean_gain``, per sequence: the mean, over the tokens the claim's ``where:`` selects, of
+Statistic ``mean_gain``, per sequence, in **nats per model token** (the subject model's tokens):
+the total floored log-prob gain over the text the claim's ``where:`` selects, divided by the number
+of the subject's tokens in it. When both models tokenize alike that is the mean, over the selected
+tokens, of
 
     gain = max(logp_model, floor) - max(logp_baseline, floor)
 
-in nats, where logp is the log-probability each model gives the actual next token. The floor
-(default -5) stops one wildly wrong model (a token at -20 nats) from dominating the mean.
+where logp is the log-probability each model gives the actual next token. The floor (default -5)
+stops one wildly wrong model (a token at -20 nats) from dominating the mean: no model can lose
+more than |floor| nats per model token on any comparable piece of text.
 
 Why per sequence: tokens of one sequence are not independent (a model that has locked onto a
 repeated span gets all of its tokens right together), so the sequence is the unit of sampling; the
-t-test and bootstrap run over per-sequence means, never over pooled tokens.
+t-test and bootstrap run over per-sequence values, never over pooled tokens.
 
-Different tokenizers: a "token" is not the same thing for both models, so gains are computed on
-character spans instead. The spans are cut at the character offsets where *both* tokenizations
-have a token boundary; a span's log-prob for a model is the sum of its floored token log-probs
-inside it. ``where:`` is evaluated on the subject model's tokens (a span counts if any of its
-model tokens is selected). Random token ids mean different things to different tokenizers, so
-such a comparison needs text inputs; the claim errors otherwise and says so.
+Different tokenizers: a "token" is not the same thing for both models, so the text is cut into
+character spans at the offsets where *both* tokenizations have a token boundary. A span's log-prob
+for a model is the plain sum of its token log-probs inside it (the log-prob of those characters,
+whatever the tokenizer), and the floor is applied **once per span**, to that total, at
+``floor * k`` where k is the number of the subject's tokens in the span; both models get the same
+floor on the same span. A span's gain is the difference of the floored totals; a sequence's value
+is the sum of its selected spans' gains over the sum of their k. So:
+
+* the unit stays nats per model token, and a threshold means the same against any baseline;
+* with identical tokenizations every span is one token and this is exactly the per-token rule;
+* the floor no longer stacks per token: flooring each token of a 3-token span at -5 let a model
+  with a finer tokenizer lose 15 nats where a coarse one lost 5 on the same characters, which
+  favoured the coarser tokenizer. Two models with the same per-character quality gain 0.
+
+``where:`` is evaluated on the subject model's tokens (a span counts if any of its model tokens
+is selected). Characters after the last shared boundary belong to no span and are left out.
+Random token ids mean different things to different tokenizers, so such a comparison needs text
+inputs; the claim errors otherwise and says so.
 
 Null: zero gain (the baseline predicts as well as the model); the effect size is Cohen's d_z of
 the per-sequence gains against zero.
@@ -25,11 +41,10 @@ the per-sequence gains against zero.
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
-import torch
-from jaxtyping import Float, Int
 
 from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
 from interp_checks.inputs.generators import InputBatch
@@ -38,10 +53,14 @@ from interp_checks.runner import next_token_logprobs
 
 BASELINE = "baseline"
 DEFAULT_FLOOR = -5.0
+UNIT = "nats per model token"  # the unit of mean_gain, whatever the tokenizers
 
 
-def floored(logp: np.ndarray, floor: float) -> np.ndarray:
-    """max(logp, floor), keeping NaN where there is no prediction."""
+def floored(logp: np.ndarray, floor: float | np.ndarray) -> np.ndarray:
+    """max(logp, floor), keeping NaN where there is no prediction: the one place the floor is applied.
+
+    ``floor`` is a number (per token) or an array broadcast against ``logp`` (per span).
+    """
     return np.where(np.isnan(logp), np.nan, np.maximum(logp, floor))
 
 
@@ -61,6 +80,31 @@ def mean_over(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+@dataclass(frozen=True)
+class Spans:
+    """One row cut into the character spans both tokenizations agree on, in text order.
+
+    ``model_logp``/``baseline_logp``: each model's summed (unfloored) token log-probs in the span;
+    ``model_tokens``: how many of the subject model's tokens the span holds (at least 1);
+    ``selected``: whether ``where:`` selected any of those tokens.
+    """
+
+    model_logp: np.ndarray
+    baseline_logp: np.ndarray
+    model_tokens: np.ndarray
+    selected: np.ndarray
+
+    def gains(self, floor: float) -> np.ndarray:
+        """Per span: each model's total floored once at ``floor`` per model token, then differenced."""
+        span_floor = floor * self.model_tokens
+        return floored(self.model_logp, span_floor) - floored(self.baseline_logp, span_floor)
+
+    def mean_gain(self, floor: float) -> float:
+        """Nats per model token over the selected spans (NaN when none is selected)."""
+        tokens = int(self.model_tokens[self.selected].sum())
+        return float(self.gains(floor)[self.selected].sum() / tokens) if tokens else float("nan")
+
+
 def _token_ends(batch: InputBatch, row: int) -> list[tuple[int, int]]:
     """(position, end character) of the row's tokens that cover characters, in order."""
     out = []
@@ -71,37 +115,47 @@ def _token_ends(batch: InputBatch, row: int) -> list[tuple[int, int]]:
     return out
 
 
-def span_gains_row(
-    model: InputBatch, baseline: InputBatch, row: int, model_logp: np.ndarray, baseline_logp: np.ndarray, selected: np.ndarray, floor: float
-) -> list[float]:
-    """Gains of one row on the character spans both tokenizations agree on (selected spans only)."""
+def shared_spans(
+    model: InputBatch, baseline: InputBatch, row: int, model_logp: np.ndarray, baseline_logp: np.ndarray, selected: np.ndarray
+) -> Spans:
+    """Cut ``row`` at the character offsets where both tokenizations end a token (see the module doc)."""
     ends_m, ends_b = _token_ends(model, row), _token_ends(baseline, row)
-    if not ends_m or not ends_b:
-        return []
-    covered = min(ends_m[-1][1], ends_b[-1][1])
-    boundaries = sorted({e for _, e in ends_m} & {e for _, e in ends_b} & set(range(covered + 1)))
-    if not boundaries:
-        return []
-    covered = boundaries[-1]  # characters after the last shared boundary belong to no comparable span
+    boundaries = sorted({e for _, e in ends_m} & {e for _, e in ends_b})
     spans = len(boundaries)
     total_m, total_b = np.zeros(spans), np.zeros(spans)
+    count_m = np.zeros(spans, dtype=int)
     chosen = np.zeros(spans, dtype=bool)
-    for p, end in ends_m:
-        if end <= covered:
-            k = bisect.bisect_left(boundaries, end)
-            total_m[k] += max(model_logp[row, p], floor)
-            chosen[k] |= bool(selected[row, p])
-    for p, end in ends_b:
-        if end <= covered:
-            total_b[bisect.bisect_left(boundaries, end)] += max(baseline_logp[row, p], floor)
-    return list((total_m - total_b)[chosen])
+    if spans:
+        covered = boundaries[-1]  # characters after the last shared boundary belong to no comparable span
+        for p, end in ends_m:
+            if end <= covered:
+                k = bisect.bisect_left(boundaries, end)
+                total_m[k] += model_logp[row, p]
+                count_m[k] += 1
+                chosen[k] |= bool(selected[row, p])
+        for p, end in ends_b:
+            if end <= covered:
+                total_b[bisect.bisect_left(boundaries, end)] += baseline_logp[row, p]
+    return Spans(total_m, total_b, count_m, chosen)
+
+
+def unit_note(floor: float) -> str:
+    """How the report names mean_gain's unit (until results carry a unit field of their own)."""
+    return f"unit: mean_gain is in {UNIT} (the subject model's tokens); floor {floor:g} nats per model token"
+
+
+SPANS_NOTE = (
+    "the model and baseline tokenize differently: gains are on character spans where both have a token boundary, "
+    "each model's span log-prob floored once at floor x (model tokens in the span), summed and divided by the "
+    f"model's tokens in the selected spans (still {UNIT})"
+)
 
 
 class LogprobGainCheck:
     """``check: logprob_gain`` with ``baseline:`` (a model spec), optional ``where:`` and ``floor:``."""
 
     name: ClassVar[str] = "logprob_gain"
-    description: ClassVar[str] = "per-token log-prob gain of the model over a baseline, floored, averaged per sequence"
+    description: ClassVar[str] = f"log-prob gain of the model over a baseline, floored, per sequence, in {UNIT}"
     statistics: ClassVar[tuple[str, ...]] = ("mean_gain",)
     params: ClassVar[tuple[str, ...]] = ("where", "floor")
     model_roles: ClassVar[tuple[str, ...]] = (BASELINE,)
@@ -121,6 +175,7 @@ class LogprobGainCheck:
             statistics=["mean_gain"],
             expectation_source={"mean_gain": "mean_gain"},
             state={"floor": float(floor), "where": where},
+            notes=[unit_note(float(floor))],
         )
 
     def measure(
@@ -141,14 +196,10 @@ class LogprobGainCheck:
                 "the model and the baseline tokenize differently, and random token ids mean different things to "
                 "different tokenizers: compare them on text inputs (kind: corpus, repeated_span_text, ...)"
             )
-        note = "the model and baseline tokenize differently: gains are on character spans where both have a token boundary"
-        if note not in prepared.notes:
-            prepared.notes.append(note)
-        means = []
-        for row in range(model.n):
-            gains = span_gains_row(model, baseline, row, model_logp, baseline_logp, selected, floor)
-            means.append(float(np.mean(gains)) if gains else np.nan)
-        return {"mean_gain": np.asarray(means)}
+        if SPANS_NOTE not in prepared.notes:
+            prepared.notes.append(SPANS_NOTE)
+        spans = (shared_spans(model, baseline, row, model_logp, baseline_logp, selected) for row in range(model.n))
+        return {"mean_gain": np.array([s.mean_gain(floor) for s in spans], dtype=float)}
 
     def measure_null(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> np.ndarray:
         raise NotImplementedError("logprob_gain's null is zero gain; it needs no model")

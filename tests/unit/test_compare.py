@@ -1,4 +1,4 @@
-"""logprob_gain without models: the floor, token subsets, span alignment, sequence-level statistics."""
+"""logprob_gain without models: the floor, its unit across tokenizers, token subsets, span alignment, sequence-level statistics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-from interp_checks.checks.compare import floored, mean_over, span_gains_row, token_gains
+from interp_checks.checks.base import MODEL
+from interp_checks.checks.compare import (
+    BASELINE,
+    UNIT,
+    LogprobGainCheck,
+    floored,
+    mean_over,
+    shared_spans,
+    token_gains,
+)
 from interp_checks.runner import next_token_logprobs
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import TokenSetError, Where, bigram_seen_before, parse_where, seen_before, select
@@ -93,50 +102,214 @@ def test_regex_on_random_tokens_says_it_needs_text():
         select(Where(regex="x"), batch([[0, 1, 2]]))
 
 
+def span_gain(model, baseline, model_logp, baseline_logp, selected, floor=-5.0):
+    spans = shared_spans(model, baseline, 0, np.asarray(model_logp), np.asarray(baseline_logp), np.asarray(selected))
+    return spans, spans.mean_gain(floor)
+
+
 def test_different_tokenizers_are_compared_on_shared_character_boundaries():
     text = "abcdef"
     # model: BOS, "ab", "cd", "ef"; baseline: BOS, "abc", "def": the only shared boundary is the end (6)
     model = batch([[0, 1, 2, 3]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 4], [4, 6]]])
     baseline = batch([[0, 7, 8]], texts=[text], offsets=[[[0, 0], [0, 3], [3, 6]]])
     model_logp = np.array([[np.nan, -1.0, -2.0, -3.0]])
-    baseline_logp = np.array([[np.nan, -4.0, -4.0]])
     selected = np.array([[False, True, True, True]])
-    gains = span_gains_row(model, baseline, 0, model_logp, baseline_logp, selected, floor=-5)
-    assert gains == [pytest.approx((-1 - 2 - 3) - (-4 - 4))]
-    # with a boundary both share ("ab|cd|ef" vs "ab|cdef"): two spans
+    spans, gain = span_gain(model, baseline, model_logp, [[np.nan, -4.0, -4.0]], selected)
+    assert spans.model_tokens.tolist() == [3] and spans.gains(-5.0).tolist() == [pytest.approx((-1 - 2 - 3) - (-4 - 4))]
+    assert gain == pytest.approx(2 / 3)  # 2 nats over the span, per model token: 3 of them
+    # with a boundary both share ("ab|cd|ef" vs "ab|cdef"): two spans, of 1 and 2 model tokens
     baseline2 = batch([[0, 7, 8]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 6]]])
-    gains = span_gains_row(model, baseline2, 0, model_logp, np.array([[np.nan, -1.5, -2.5]]), selected, floor=-5)
-    assert gains == [pytest.approx(-1 + 1.5), pytest.approx(-5 + 2.5)]
-    # where: only spans containing a selected model token count
+    spans, gain = span_gain(model, baseline2, model_logp, [[np.nan, -1.5, -2.5]], selected)
+    assert spans.gains(-5.0).tolist() == [pytest.approx(-1 + 1.5), pytest.approx(-5 + 2.5)]
+    assert gain == pytest.approx((0.5 - 2.5) / 3)
+    # where: only spans containing a selected model token count, divided by their model tokens
     only_last = np.array([[False, False, False, True]])
-    assert span_gains_row(model, baseline2, 0, model_logp, np.array([[np.nan, -1.5, -2.5]]), only_last, floor=-5) == [pytest.approx(-2.5)]
+    assert span_gain(model, baseline2, model_logp, [[np.nan, -1.5, -2.5]], only_last)[1] == pytest.approx(-2.5 / 2)
+    # nothing selected: no value for the sequence
+    assert np.isnan(span_gain(model, baseline2, model_logp, [[np.nan, -1.5, -2.5]], np.zeros((1, 4), bool))[1])
+
+
+def test_the_floor_applies_once_per_span_at_floor_per_model_token():
+    text = "abcdef"
+    model = batch([[0, 1, 2, 3]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 4], [4, 6]]])
+    baseline = batch([[0, 7]], texts=[text], offsets=[[[0, 0], [0, 6]]])
+    everything = np.ones((1, 4), bool)
+    # one span, three model tokens: both totals floored at 3 * -5 = -15 (not the baseline's one token at -5)
+    spans, gain = span_gain(model, baseline, [[np.nan, -1.0, -1.0, -20.0]], [[np.nan, -30.0]], everything)
+    assert spans.gains(-5.0).tolist() == [pytest.approx(-15 - (-15))] and gain == 0
+    spans, gain = span_gain(model, baseline, [[np.nan, -1.0, -1.0, -2.0]], [[np.nan, -30.0]], everything)
+    assert gain == pytest.approx((-4 + 15) / 3)
+    # the model's one bad token is not floored on its own: the span's total is what counts
+    spans, gain = span_gain(model, baseline, [[np.nan, -0.5, -0.5, -9.0]], [[np.nan, -9.0]], everything)
+    assert gain == pytest.approx((-10 + 9) / 3)
+
+
+def fine_and_coarse_cuts(rng, n_chars, fine_len=(1, 3), keep=1 / 3):
+    """Token boundaries of a fine and a coarse tokenization of ``n_chars`` characters; every coarse
+    boundary is a fine one (a coarse token is a run of fine ones), as with BPE vocabularies."""
+    fine = np.cumsum(rng.integers(fine_len[0], fine_len[1] + 1, size=n_chars))
+    fine = [0] + [int(c) for c in fine if c < n_chars] + [n_chars]
+    coarse = [0] + [c for c in fine[1:-1] if rng.random() < keep] + [n_chars]
+    return fine, coarse
+
+
+def tokenized(cuts, char_logp, first_id=1):
+    """A one-row batch cut at ``cuts`` (after a BOS) and its next-token log-probs: each token's
+    log-prob is the sum of its characters' log-probs, so the per-character quality is ``char_logp``."""
+    text = "x" * len(char_logp)
+    offsets = [[0, 0]] + [[a, b] for a, b in zip(cuts[:-1], cuts[1:])]
+    logp = [np.nan] + [float(np.sum(char_logp[a:b])) for a, b in zip(cuts[:-1], cuts[1:])]
+    tokens = [0] + list(range(first_id, first_id + len(cuts) - 1))
+    return batch([tokens], texts=[text], offsets=[offsets]), np.array([logp])
+
+
+def per_character_models(rng, n_chars, char_logp, **cuts):
+    """The same text tokenized finely and coarsely, both with per-character quality ``char_logp``."""
+    cut_fine, cut_coarse = fine_and_coarse_cuts(rng, n_chars, **cuts)
+    return (*tokenized(cut_fine, char_logp), *tokenized(cut_coarse, char_logp, first_id=1000))
+
+
+def old_stacked_gain(model, baseline, model_logp, baseline_logp, floor):
+    """Before issue 10: each token floored on its own inside a span, mean over spans."""
+    spans = shared_spans(model, baseline, 0, floored(model_logp, floor), floored(baseline_logp, floor), np.ones(model.tokens.shape, bool))
+    return float(np.mean(spans.model_logp - spans.baseline_logp))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_same_per_character_quality_gains_nothing_whatever_the_tokenizers(seed):
+    """Issue 10 item 3: a per-token floor stacked inside a span favoured the coarser tokenizer."""
+    rng = np.random.default_rng(seed)
+    char_logp = rng.uniform(-4.0, 0.0, size=120)  # both models give each character this log-prob
+    fine, fine_logp, coarse, coarse_logp = per_character_models(rng, 120, char_logp)
+    for model, model_logp, baseline, baseline_logp in ((fine, fine_logp, coarse, coarse_logp), (coarse, coarse_logp, fine, fine_logp)):
+        spans = shared_spans(model, baseline, 0, model_logp, baseline_logp, np.ones(model.tokens.shape, bool))
+        assert spans.model_tokens.sum() == model.tokens.shape[1] - 1  # every model token is in some span
+        assert spans.mean_gain(-5.0) == pytest.approx(0.0, abs=1e-12)
+    # the old rule: the fine model "loses" to the coarse one on identical predictions, and wins when swapped
+    assert old_stacked_gain(fine, coarse, fine_logp, coarse_logp, -5.0) < -0.5
+    assert old_stacked_gain(coarse, fine, coarse_logp, fine_logp, -5.0) > 0.5
+
+
+def test_a_real_per_character_advantage_reads_the_same_in_nats_per_model_token():
+    """A model better by 0.1 nats on every character gains 0.1 x (characters per model token) per
+    model token, against a baseline with its own tokenizer or with a coarser one alike."""
+    rng = np.random.default_rng(7)
+    char_logp = rng.uniform(-1.5, -0.2, size=150)  # fine tokens (<= 3 characters) stay above the floor, coarse ones often not
+    cut_fine, cut_coarse = fine_and_coarse_cuts(rng, 150)
+    model, model_logp = tokenized(cut_fine, char_logp + 0.1)
+    _, same_logp = tokenized(cut_fine, char_logp)
+    coarse, coarse_logp = tokenized(cut_coarse, char_logp, first_id=1000)
+    everything = np.ones(model.tokens.shape, bool)
+    everything[:, 0] = False  # the BOS is predicted by nothing
+    expected = 0.1 * 150 / (model.tokens.shape[1] - 1)
+    assert mean_over(token_gains(model_logp, same_logp, -5.0), everything)[0] == pytest.approx(expected)
+    assert shared_spans(model, coarse, 0, model_logp, coarse_logp, everything).mean_gain(-5.0) == pytest.approx(expected)
+    # before: a coarse token floored alone made the baseline look better, and the mean was per span
+    assert old_stacked_gain(model, coarse, model_logp, coarse_logp, -5.0) < expected - 0.5
+
+
+def test_identical_tokenizations_reduce_to_the_per_token_rule():
+    rng = np.random.default_rng(3)
+    n, pos = 6, 30
+    lengths = rng.integers(1, 4, size=(n, pos))
+    ends = np.cumsum(lengths, axis=1)
+    offsets = np.stack([ends - lengths, ends], axis=-1)
+    offsets[:, 0] = 0  # BOS covers no characters
+    texts = ["y" * int(ends[i, -1]) for i in range(n)]
+    tokens = rng.integers(1, 50, size=(n, pos))
+    model = batch(tokens, texts=texts, offsets=offsets)
+    baseline = batch(tokens.copy(), texts=texts, offsets=offsets.copy())
+    model_logp = rng.uniform(-9.0, 0.0, size=(n, pos))  # often below the floor
+    baseline_logp = rng.uniform(-9.0, 0.0, size=(n, pos))
+    model_logp[:, 0] = baseline_logp[:, 0] = np.nan
+    selected = rng.random((n, pos)) < 0.5
+    selected[:, 0] = False
+    per_token = mean_over(token_gains(model_logp, baseline_logp, -5.0), selected)
+    per_span = [shared_spans(model, baseline, i, model_logp, baseline_logp, selected).mean_gain(-5.0) for i in range(n)]
+    np.testing.assert_allclose(per_span, per_token, rtol=1e-12)
+
+
+def logits_for(logp_of_next, tokens, vocab=64):
+    """Logits whose next-token log-probs are ``logp_of_next`` (NaN at position 0) for ``tokens``."""
+    n, pos = tokens.shape
+    rng = np.random.default_rng(0)
+    logits = np.full((n, pos, vocab), -1e4)
+    for i in range(n):
+        for p in range(pos - 1):
+            target = tokens[i, p + 1]
+            rest = np.log1p(-np.exp(logp_of_next[i, p + 1]))  # the other tokens share the remaining mass
+            others = [t for t in rng.permutation(vocab) if t != target][:4]
+            logits[i, p, others] = rest - np.log(4)
+            logits[i, p, target] = logp_of_next[i, p + 1]
+    return torch.tensor(logits, dtype=torch.float64)
+
+
+def measure(model, baseline, model_logits, baseline_logits, where=None, floor=-5.0):
+    check = LogprobGainCheck()
+    prepared = check.prepare({"floor": floor, **({"where": where} if where else {})}, {}, {})
+    values = check.measure(prepared, {MODEL: {"logits": model_logits}, BASELINE: {"logits": baseline_logits}}, {MODEL: model, BASELINE: baseline})
+    return values["mean_gain"], prepared.notes
+
+
+def test_the_check_names_its_unit_and_keeps_the_token_rule_when_tokenizers_agree():
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 64, size=(5, 12))
+    model_logits, baseline_logits = torch.tensor(rng.normal(0, 3, (5, 12, 64))), torch.tensor(rng.normal(0, 3, (5, 12, 64)))
+    gains, notes = measure(batch(tokens), batch(tokens.copy()), model_logits, baseline_logits)
+    expected = mean_over(
+        token_gains(next_token_logprobs(model_logits, tokens), next_token_logprobs(baseline_logits, tokens), -5.0),
+        select(Where(), batch(tokens)),
+    )
+    assert np.array_equal(gains, expected)  # bit for bit: the bundled claims keep their numbers
+    assert any(UNIT in note and note.startswith("unit:") for note in notes)
+    assert not any("character spans" in note for note in notes)
+
+
+def test_the_check_on_different_tokenizers_floors_per_span_and_says_so():
+    rng = np.random.default_rng(5)
+    char_logp = rng.uniform(-4.0, -1.0, size=60)
+    fine, fine_logp, coarse, coarse_logp = per_character_models(rng, 60, char_logp)
+    coarse.tokens[:] = coarse.tokens % 64  # ids inside the little vocabulary of logits_for
+    assert old_stacked_gain(fine, coarse, fine_logp, coarse_logp, -5.0) < -0.5  # the floor matters on this text
+    gains, notes = measure(fine, coarse, logits_for(fine_logp, fine.tokens), logits_for(coarse_logp, coarse.tokens))
+    assert gains[0] == pytest.approx(0.0, abs=1e-5)  # identical per-character quality (float32 log-probs)
+    assert any("character spans" in note and UNIT in note for note in notes)
+    assert any(UNIT in note and note.startswith("unit:") for note in notes)
 
 
 def test_sequence_level_test_is_calibrated_where_a_token_level_test_is_fooled():
-    """Tokens of a sequence share its luck. With no true gain, pooling tokens finds one anyway."""
-    alpha, runs, n_seq, n_tok = 0.05, 200, 32, 40
+    """Tokens of a sequence share its luck. With no true gain, pooling tokens finds one anyway, while
+    evaluate + decide on per-sequence means supports "gain > 0" at rate alpha: not 2 alpha, not alpha / 2,
+    and not never (an always-inconclusive verdict would pass a test with only an upper bound)."""
+    alpha, runs, n_seq, n_tok = 0.05, 1500, 32, 40
     rng = np.random.default_rng(0)
-    token_level_hits = sequence_level_supported = 0
-    for run in range(runs):
-        per_sequence = rng.normal(0.0, 1.0, size=(n_seq, 1))  # shared within a sequence
-        gains = per_sequence + rng.normal(0.0, 0.1, size=(n_seq, n_tok))  # true mean gain: 0
-        token_p = scipy_stats.ttest_1samp(gains.ravel(), 0.0, alternative="greater").pvalue
-        token_level_hits += token_p < alpha
-        ev = evaluate(gains.mean(axis=1), Comparison(">", 0.0), alpha=alpha, seed=run, n_resamples=199)
-        sequence_level_supported += decide(ev, p_adjusted=ev.p_value, p_adjusted_refute=ev.p_value_refute, alpha=alpha) is Outcome.SUPPORTED
-    # a pooled token-level test rejects far more often than alpha; the per-sequence one about alpha
-    assert token_level_hits / runs > 0.3
-    assert sequence_level_supported / runs < alpha + 3 * np.sqrt(alpha * (1 - alpha) / runs)
+    per_sequence = rng.normal(0.0, 1.0, size=(runs, n_seq, 1))  # shared within a sequence
+    gains = per_sequence + rng.normal(0.0, 0.1, size=(runs, n_seq, n_tok))  # true mean gain: 0
+    token_p = scipy_stats.ttest_1samp(gains.reshape(runs, -1), 0.0, axis=1, alternative="greater").pvalue
+    supported = refuted = 0
+    for run, means in enumerate(gains.mean(axis=2)):
+        ev = evaluate(means, Comparison(">", 0.0), alpha=alpha, seed=run, n_resamples=49)
+        outcome = decide(ev, p_adjusted=ev.p_value, p_adjusted_refute=ev.p_value_refute, alpha=alpha)
+        supported += outcome is Outcome.SUPPORTED
+        refuted += outcome is Outcome.REFUTED
+    # a pooled token-level test rejects far more often than alpha
+    assert np.mean(token_p < alpha) > 0.3
+    # The null is symmetric, so "supported" (mean > 0) and "refuted" (mean < 0) each happen at rate
+    # alpha. Each must lie in [alpha / sqrt 2, alpha * sqrt 2] = [0.035, 0.071]: over 1500 runs a
+    # true rate of alpha falls outside with probability ~0.5%, a rate of alpha / 2 inside with ~0.5%,
+    # 2 alpha inside with < 1e-4; an always-inconclusive verdict (rate 0) fails.
+    band = (alpha / np.sqrt(2), alpha * np.sqrt(2))
+    assert band[0] < supported / runs < band[1], (supported, refuted, runs)
+    assert band[0] < refuted / runs < band[1], (supported, refuted, runs)
 
 
 def test_tokens_after_the_last_shared_boundary_are_left_out():
     text = "abcdefg"
     model = batch([[0, 1, 2, 3]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 4], [4, 6]]])
     baseline = batch([[0, 7, 8]], texts=[text], offsets=[[[0, 0], [0, 2], [2, 5]]])
-    gains = span_gains_row(
-        model, baseline, 0, np.array([[np.nan, -1.0, -2.0, -3.0]]), np.array([[np.nan, -1.5, -9.0]]), np.ones((1, 4), bool), floor=-5
-    )
-    assert gains == [pytest.approx(0.5)]  # only "ab" is comparable; "cd" and "ef" end past the last shared boundary
+    spans, gain = span_gain(model, baseline, [[np.nan, -1.0, -2.0, -3.0]], [[np.nan, -1.5, -9.0]], np.ones((1, 4), bool))
+    assert spans.model_tokens.tolist() == [1]  # only "ab" is comparable; "cd" and "ef" end past the last shared boundary
+    assert gain == pytest.approx(0.5)
 
 
 def test_repeated_identifier_matches_whole_words_only():
