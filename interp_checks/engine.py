@@ -315,7 +315,7 @@ class Engine:
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
-            results.append(ExpectationResult(stat, str(comparison), evaluation))
+            results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(
             spec,

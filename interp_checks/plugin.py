@@ -334,8 +334,9 @@ def render_failure(result: "ClaimResult", verdict: str) -> str:
         if ev is None:
             continue
         mark = "* " if index == result.deciding else "  "
+        unit = f" {exp.unit}" if exp.unit else ""
         lines.append(
-            f"{mark}{exp.statistic} {exp.comparison}: estimate {ev.estimate:.4f}, "
+            f"{mark}{exp.statistic} {exp.comparison}: estimate {ev.estimate:.4f}{unit}, "
             f"{ev.ci_level:.0%} CI [{ev.ci[0]:.4f}, {ev.ci[1]:.4f}], p={ev.p_value:.3g} (adj. {exp.p_adjusted:.3g}), "
             f"p_refute={ev.p_value_refute:.3g} (adj. {exp.p_adjusted_refute:.3g}) -> {exp.outcome}"
         )

@@ -25,6 +25,7 @@ class ExpectationResult:
     statistic: str
     comparison: str
     evaluation: "Evaluation | None"
+    unit: str | None = None
     p_adjusted: float = float("nan")
     p_adjusted_refute: float = float("nan")
     outcome: str = INCONCLUSIVE

@@ -89,6 +89,7 @@ class Prepared:
     state: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the report should say about how it was measured
     members: dict[str, list[str]] = field(default_factory=dict)  # statistic -> member names (see above)
+    units: dict[str, str] = field(default_factory=dict)  # statistic -> its unit, shown beside every estimate
 
 
 Activations = Mapping[str, "torch.Tensor"]

@@ -176,6 +176,7 @@ class LogprobGainCheck:
             expectation_source={"mean_gain": "mean_gain"},
             state={"floor": float(floor), "where": where},
             notes=[unit_note(float(floor))],
+            units={"mean_gain": UNIT},
         )
 
     def measure(

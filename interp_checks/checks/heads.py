@@ -188,6 +188,7 @@ class HeadRoleCheck:
             negated=frozenset(negated),
             state={"selected": selected, "layers": layers, "key": key, "shape": shape},
             members=members,
+            units={stat: "attention probability" for stat in statistics},
         )
 
     def _mask(self, batch: InputBatch) -> torch.Tensor:

@@ -4,7 +4,7 @@ Schema ``interp-checks/2``. Within a version, keys are added, never renamed or d
 changed the meaning of ``effect_size`` (version 1: the smallest |d| over a claim's expectations;
 now: the effect size of the expectation that decided the verdict) and added ``p_value``,
 ``deciding_statistic``, ``family_size``, ``load_s``, ``measure_s`` and, per expectation,
-``estimand``, ``margin``, ``margin_sd``, ``null_draws``, ``effect_size_range`` and ``members``.
+``unit``, ``estimand``, ``margin``, ``margin_sd``, ``null_draws``, ``effect_size_range`` and ``members``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def expectation_record(expectation: ExpectationResult) -> dict[str, Any]:
         "statistic": expectation.statistic,
         "comparison": expectation.comparison,
         "estimand": ev.get("estimand"),
+        "unit": expectation.unit,
         "estimate": ev.get("estimate"),
         "ci": ev.get("ci"),
         "ci_level": ev.get("ci_level"),

@@ -133,6 +133,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{_interval(exp.get('ci'))} | {_fmt(exp.get('margin'))} | {_fmt(_deciding_p(exp))} | "
                 f"{_effect(exp)} | {_fmt(exp.get('n'))} | {verdict or exp['outcome']} |"
             )
+    units = sorted({(e["statistic"].split("[")[0], e.get("unit")) for c in report["claims"] for e in c["expectations"] if e.get("unit")})
+    if units:
+        lines += ["", "Units: " + "; ".join(f"`{stat}` in {unit}" for stat, unit in units) + "."]
     errors = [c for c in report["claims"] if c.get("error")]
     if errors:
         lines += ["", "## Errors", ""]

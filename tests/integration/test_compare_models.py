@@ -170,6 +170,7 @@ def test_different_tokenizers_compare_on_text_in_nats_per_model_token(pytester, 
         assert claims[name]["outcome"] == "supported", claims[name]
         assert any("character spans" in note and UNIT in note for note in claims[name]["notes"])
         assert any(note.startswith("unit:") and UNIT in note for note in claims[name]["notes"])
+        assert claims[name]["expectations"][0]["unit"] == UNIT
     baseline = logprobs(gpt2, TEXT)
     trained, untrained = logprobs("zoo:attn-only-1l", TEXT), logprobs(f"native:{models['two']}", TEXT)
     assert estimate(claims["trained-beats-untrained"]) == pytest.approx(expected_span_gain(trained, baseline, -5.0), abs=1e-4)
