@@ -1,6 +1,7 @@
 """How much the engine's planning saves over the naive way, in one run.
 
-Naive: each claim runs its own forward pass on the model and on the random-weights twin with
+Naive: each claim runs its own forward pass on the model and on each random-weights twin (the
+engine's default of 5 null draws) with
 ``run_with_cache()`` and no filter (every hook cached, through the unembedding).
 Engine: claims on the same model and inputs share one pass per model, caching only the hooks they
 need (``capture`` with the union of their hooks) and stopping once the last one has fired.
@@ -35,13 +36,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="sequences")
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--null-draws", type=int, default=5, help="random-weights twins, as --interp-null-draws")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
     models = ModelCache()
     spec = parse_model_spec(args.model)
     model = models.get(spec, "cpu")
-    twin = models.random_twin(spec, "cpu", 0)
+    twins = [models.random_twin(spec, "cpu", seed) for seed in range(args.null_draws)]
     shape = ModelShape(model.n_layers, model.n_heads, model.d_vocab, model.n_ctx)
     roles = ["induction_head", "previous_token_head", "duplicate_token_head"]
     heads = [(layer, head) for layer in range(shape.n_layers) for head in range(shape.n_heads)]
@@ -61,8 +63,9 @@ def main() -> None:
             for check, prepared in claims:
                 _, cache = model.bridge.run_with_cache(tokens)
                 out.append(check.measure(prepared, {"model": cache}, {"model": batch})["score"])
-                _, null_cache = twin.bridge.run_with_cache(tokens)
-                check.measure_null(prepared, null_cache, batch)
+                for twin in twins:
+                    _, null_cache = twin.bridge.run_with_cache(tokens)
+                    check.measure_null(prepared, null_cache, batch)
         return out
 
     def planned() -> list[np.ndarray]:
@@ -70,9 +73,10 @@ def main() -> None:
         null_needs = Needs(frozenset().union(*(p.null_needs.hooks for _, p in claims)))
         acts = capture(model.bridge, tokens, needs)
         out = [check.measure(prepared, {"model": acts}, {"model": batch})["score"] for check, prepared in claims]
-        null_acts = capture(twin.bridge, tokens, null_needs)
-        for check, prepared in claims:
-            check.measure_null(prepared, null_acts, batch)
+        for twin in twins:
+            null_acts = capture(twin.bridge, tokens, null_needs)
+            for check, prepared in claims:
+                check.measure_null(prepared, null_acts, batch)
         return out
 
     for a, b in zip(naive(), planned()):
@@ -89,7 +93,7 @@ def main() -> None:
     t_naive, t_planned = best_of(naive), best_of(planned)
     print(f"model {spec} ({shape.n_layers} layers, d_vocab {shape.d_vocab}), {args.claims} head-role claims, "
           f"{args.n} sequences of {tokens.shape[1]} tokens, torch threads {torch.get_num_threads()}, best of {args.repeats}")
-    print(f"naive (a full cached pass per claim, model + twin): {t_naive:.3f} s")
+    print(f"naive (a full cached pass per claim, model + {args.null_draws} twins): {t_naive:.3f} s")
     print(f"engine (one shared pass per model, needed hooks only, early stop): {t_planned:.3f} s")
     print(f"speed-up: {t_naive / t_planned:.1f}x")
 
