@@ -148,3 +148,14 @@ def test_windows_of_one_document_count_once(tmp_path):
     assert result.outcome != "error", result.error
     assert result.n == 3
     assert any("12 windows from 3 documents" in note for note in result.notes)
+
+
+def test_loading_is_timed_apart_from_measuring(model_dir):
+    """The first claim on a model pays for loading it (and its random twins); a second evaluation
+    on the cached model pays nothing for loading, so load_s says where the time went."""
+    engine = Engine(Settings(n_resamples=199, null_draws=2))
+    (first,) = engine.evaluate([spec(model_dir, "a")])
+    (second,) = engine.evaluate([spec(model_dir, "a")])
+    assert first.load_s > 0 and second.measure_s > 0
+    assert second.load_s < 0.01 < first.load_s
+    assert first.duration_s == first.load_s + first.measure_s
