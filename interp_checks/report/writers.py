@@ -128,6 +128,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {head} | {model} | – | – | – | – | – | – | – | – | {verdict} |")
                 continue
             star = " ★" if deciding and len(claim["expectations"]) > 1 else ""
+            if exp.get("deciding_member"):
+                star += f" (largest: {exp['deciding_member']})"
             lines.append(
                 f"| {head} | {model} | {exp['statistic']}{star} | {exp['comparison']} | {_fmt(exp.get('estimate'))} | "
                 f"{_interval(exp.get('ci'))} | {_fmt(exp.get('margin'))} | {_fmt(_deciding_p(exp))} | "
