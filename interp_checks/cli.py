@@ -1,7 +1,7 @@
 """``interp-checks`` / ``python -m interp_checks``: the commands around the pytest plugin.
 
     interp-checks checks                  list claim families (checks) and input generators
-    interp-checks report report.json      re-render report.md from a report.json
+    interp-checks report report.json      re-render report.md from a report.json (or mine.md from a mine.json)
     interp-checks mine --model SPEC --baseline SPEC [--corpus stdlib|PATH] ...
                                           where two models' per-token log-probs differ, by pattern;
                                           writes mine.md, mine.json and a draft.claims.yaml
@@ -33,10 +33,10 @@ def _list_checks(_: argparse.Namespace) -> int:
 
 
 def _render_report(args: argparse.Namespace) -> int:
-    from interp_checks.report import render_markdown
+    from interp_checks.report import MINE_SCHEMA, render_markdown, render_mine_markdown
 
     report = json.loads(Path(args.report).read_text(encoding="utf-8"))
-    text = render_markdown(report)
+    text = render_mine_markdown(report) if report.get("schema") == MINE_SCHEMA else render_markdown(report)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interp-checks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("checks", help="list claim families and input generators").set_defaults(run=_list_checks)
-    render = commands.add_parser("report", help="render report.md from report.json")
+    render = commands.add_parser("report", help="render report.md from report.json (or mine.md from mine.json)")
     render.add_argument("report")
     render.add_argument("--out", help="write here instead of standard output")
     render.set_defaults(run=_render_report)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-import interp_checks.mine as mine_module
+import interp_checks.mine.run as mine_run
 from interp_checks.checks.compare import token_gains
 from interp_checks.runner import next_token_logprobs
 from interp_checks.cli import main as cli_main
@@ -203,7 +204,7 @@ def planted(monkeypatch, models):
         gains[:, 0] = np.nan
         return gains, gains - 3.0, np.full(gains.shape, -3.0)
 
-    monkeypatch.setattr(mine_module, "score_batch", fake_scores)
+    monkeypatch.setattr(mine_run, "score_batch", fake_scores)
     return closing
 
 
@@ -230,6 +231,14 @@ def test_a_planted_pattern_is_found_ranked_first_and_drafted(planted, models, co
     assert claims["gain-closing_bracket"]["expect"] == {"mean_gain": ">= 1"}  # half of 2, rounded down
     assert claims["gain-closing_bracket"]["where"] == {"pattern": "closing_bracket"}
     assert "gain-whitespace" not in claims and "gain-all-tokens" in claims
+    # The draft file is YAML written by yaml.safe_dump after a # header: it loads back as the claims
+    # mine.json lists, under the model it was mined for.
+    draft = yaml.safe_load(paths["claims"].read_text())
+    assert draft == {"model": result.model, "seed": 0, "claims": report["draft_claims"]["claims"]}
+    assert paths["claims"].read_text().startswith("# Draft claims written by `interp-checks mine`")
+    # mine.md is rendered from mine.json alone: `interp-checks report mine.json` gives the same file.
+    assert cli_main(["report", str(paths["json"]), "--out", str(tmp_path / "again.md")]) == 0
+    assert (tmp_path / "again.md").read_text() == markdown
 
 
 def test_different_tokenizers_are_refused(models, corpus, tmp_path):
