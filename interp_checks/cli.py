@@ -101,7 +101,10 @@ def _add_mine_parser(commands: Any) -> None:
     miner.add_argument("--model", required=True, help="the model whose gains are measured (zoo:, hf:, gguf:, native:)")
     miner.add_argument("--baseline", required=True, help="the model it is compared with (same tokenizer)")
     miner.add_argument("--corpus", default="stdlib", help="stdlib, stdlib-docs, stdlib-code, or a .txt/.jsonl file or folder (default stdlib)")
-    miner.add_argument("--split", default="all", choices=["all", "train", "heldout"], help="documents to read (default all)")
+    miner.add_argument(
+        "--split", default="train", choices=["train", "all", "heldout"],
+        help="documents to read (default train: the draft claims then test on held-out documents the miner did not read)",
+    )
     miner.add_argument("--max-tokens", type=int, default=1_000_000, help="stop after this many tokens; 0 = the whole corpus (default 1000000)")
     miner.add_argument("--seq-len", type=int, default=None, help="window length (default: the smaller context of the two models)")
     miner.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")

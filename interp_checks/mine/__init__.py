@@ -31,7 +31,8 @@ Statistics: tokens of one window are not independent, so the unit is the window 
 what the pattern contributes to the total) and the sequence-level mean (the mean over windows of
 each window's mean gain on the pattern's tokens -- what a claim measures) with a normal-approx 95%
 interval. Windows cut from the same document are correlated too, so that interval is optimistic;
-the draft's thresholds are therefore half its lower end, and the claims sample held-out text.
+the draft's thresholds are therefore half its lower end, and the claims sample held-out text,
+which the miner does not read by default (it mines the ``train`` split).
 """
 
 from interp_checks.mine.aggregate import ALL, OTHER, Context, MineAggregator, MineError, PatternStats, token_strings

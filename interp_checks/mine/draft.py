@@ -4,12 +4,15 @@ One ``logprob_gain`` claim per pattern whose sequence-level 95% interval lies ab
 ``CLAIM_MIN_LOWER`` nats, with threshold half that lower end rounded down to ``THRESHOLD_STEP``;
 one claim over all tokens whose direction follows the data (gain, loss, or no difference beyond a
 band). Windows cut from the same document are correlated, so the miner's intervals are optimistic:
-hence half the lower end, and claims that sample text the miner did not read where there is any.
+hence half the lower end. Claims sample the corpus's held-out documents where it has any, which
+the miner reads only when asked to (``--split all`` or ``heldout``; the default is ``train``): the
+header and ``mine.json`` say which.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,13 +103,22 @@ def _claims(result: MineResult, inputs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _sampled_split(result: MineResult) -> tuple[str, str]:
-    """The split the draft claims sample, and a sentence saying whether the miner read that text."""
-    mined_on_heldout = result.split == "heldout"
-    if result.heldout_available and not mined_on_heldout:
+    """The split the draft claims sample, and a sentence saying truthfully whether the miner read it.
+
+    Claims sample the held-out documents whenever the corpus has any. Only a run on ``train`` (the
+    default) leaves them unread; ``all`` and ``heldout`` read them, so the thresholds were picked on
+    the very text the claims test and must be confirmed on other text.
+    """
+    if not result.heldout_available:
+        return "all", "this corpus has no held-out documents, so these claims sample all of it, including the mined text."
+    if result.split == "train":
         return "heldout", "these claims sample the corpus's held-out documents, which the miner did not read."
-    if result.heldout_available:
-        return "heldout", "these claims sample held-out documents, which is also what was mined: pick thresholds on other text."
-    return "all", "this corpus has no held-out documents, so these claims sample all of it, including the mined text."
+    read = "every document, the held-out ones included" if result.split == "all" else "only the held-out documents"
+    return "heldout", (
+        f"the miner read {read} (split {result.split}), and these claims sample the held-out documents: their "
+        "thresholds were picked on the text they test, so confirm them on text the miner did not read (another "
+        "corpus, or mine with --split train)."
+    )
 
 
 def draft_claims(result: MineResult) -> Draft | None:
@@ -116,17 +128,17 @@ def draft_claims(result: MineResult) -> Draft | None:
     split, note = _sampled_split(result)
     claims = _claims(result, {"kind": "corpus", "source": result.corpus, **DRAFT_INPUTS, "split": split})
     header = [
-        "# Draft claims written by `interp-checks mine`. Move the ones you keep into hypotheses/.",
-        f"# Mined {result.created}: {result.model} vs baseline {result.baseline},",
-        f"# on corpus {result.corpus} (split {result.split}): {result.tokens_seen:,} tokens in {result.windows:,} windows "
+        "Draft claims written by `interp-checks mine`. Move the ones you keep into hypotheses/.",
+        f"Mined {result.created}: {result.model} vs baseline {result.baseline},",
+        f"on corpus {result.corpus} (split {result.split}): {result.tokens_seen:,} tokens in {result.windows:,} windows "
         f"of {result.seq_len} tokens, floor {result.floor:g}.",
-        "# Thresholds are starting points, not findings: each is half the lower end of the pattern's",
-        f"# sequence-level 95% interval on the mined text, rounded down to {THRESHOLD_STEP:g}. Re-check them on held-out text",
-        f"# ({note[:-1]}).",
-        "# Patterns: interp_checks/inputs/token_sets.py (PATTERNS); the same where: {pattern: ...} the miner grouped by.",
+        "Thresholds are starting points, not findings: each is half the lower end of the pattern's",
+        f"sequence-level 95% interval on the mined text, rounded down to {THRESHOLD_STEP:g}.",
+        *textwrap.wrap(note[0].upper() + note[1:], 100),
+        "Patterns: interp_checks/inputs/token_sets.py (PATTERNS); the same where: {pattern: ...} the miner grouped by.",
     ]
     body = yaml.safe_dump(
         {"model": result.model, "seed": 0, "claims": claims},
         sort_keys=False, allow_unicode=True, default_flow_style=None, width=1_000_000,
     )
-    return Draft("\n".join(header) + "\n" + body, claims, split, note)
+    return Draft("".join(f"# {line}\n" for line in header) + body, claims, split, note)

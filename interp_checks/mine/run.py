@@ -38,7 +38,7 @@ def mine(
     baseline: str,
     *,
     corpus: str | os.PathLike | Iterable[Document] = "stdlib",
-    split: str = "all",
+    split: str = "train",
     max_tokens: int | None = 1_000_000,
     seq_len: int | None = None,
     batch_size: int = 16,
@@ -57,7 +57,9 @@ def mine(
     ``model``/``baseline``: model specs (``zoo:``, ``hf:``, ``gguf:``, ``native:``; relative paths
     against ``base_dir``). They must share a tokenizer. ``corpus``: ``"stdlib"`` (also
     ``stdlib-docs``, ``stdlib-code``), a path (``.txt``/``.jsonl`` file, folder, saved dataset), or
-    any iterable of :class:`Document`. ``split``: ``all``, ``train`` or ``heldout`` (by document).
+    any iterable of :class:`Document`. ``split``: ``train`` (default), ``all`` or ``heldout`` (by document,
+    :func:`~interp_checks.inputs.corpora.split_of`); the draft claims sample the held-out documents,
+    so the default leaves them unread.
     ``max_tokens``: stop after this many tokens (BOS included; ``None``: the whole corpus).
     ``seq_len``: window length (default: the smaller context of the two models); each window is BOS
     + ``seq_len - 1`` document tokens, the last window of a document padded. ``models``: a

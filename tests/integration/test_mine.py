@@ -11,7 +11,10 @@ the running Python's stdlib. What is checked:
 * a planted gain (every closing bracket +2 nats) is found, ranked first, and drafted as a claim;
 * models with different tokenizers are refused with a message that says what to do instead;
 * the draft claims file written by the CLI runs as is through the plugin (corpus inputs, where:
-  pattern), with no claim in error;
+  pattern), with no claim in error, and loads back with yaml as the claims mine.json lists;
+* by default (function and CLI) the miner reads only the train split, so the draft's claims, which
+  sample the held-out documents, test on text it did not read; the draft's header says truthfully
+  what was read in each case (train, all, heldout, a corpus without held-out documents);
 * on the zoo (when trained), induction-like tokens dominate the 2L-over-1L gains.
 """
 
@@ -30,7 +33,7 @@ import interp_checks.mine.run as mine_run
 from interp_checks.checks.compare import token_gains
 from interp_checks.runner import next_token_logprobs
 from interp_checks.cli import main as cli_main
-from interp_checks.inputs.corpora import iter_token_batches
+from interp_checks.inputs.corpora import iter_token_batches, split_of
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import PATTERNS, Where, select
 from interp_checks.mine import OTHER, MineAggregator, MineError, mine, token_strings, write_mine_report
@@ -72,7 +75,10 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """Eight documents of ~2,500 characters from stdlib modules, plus a short one (padded row)."""
+    """Eight documents of ~2,500 characters from stdlib modules, plus a short one (padded row).
+
+    ``heapq.txt`` is in the held-out split (``split_of``), the others in train.
+    """
     folder = tmp_path_factory.mktemp("mine-corpus")
     root = Path(sysconfig.get_paths()["stdlib"])
     for name in ("textwrap", "difflib", "fractions", "shlex", "glob", "fnmatch", "heapq", "string"):
@@ -125,7 +131,7 @@ def brute_force(models, corpus):
 
 
 def test_aggregates_and_heaps_equal_brute_force(models, corpus):
-    result = run(models, corpus)
+    result = run(models, corpus, split="all")  # brute_force reads every document
     records = brute_force(models, corpus)
     assert result.tokens_scored == len(records)
     assert result.windows == len({r[2] for r in records})
@@ -277,6 +283,88 @@ def test_cli_writes_a_draft_that_runs_as_is(planted, models, corpus, pytester, c
     assert "gain-closing_bracket" in outcomes and "gain-all-tokens" in outcomes
     assert "error" not in outcomes.values(), [c.get("error") for c in report["claims"]]
     assert result.ret in (0, 1)
+
+
+# --- which documents the miner reads, and what the draft says about it ----------------------------
+
+
+def _record_documents(monkeypatch) -> list[str]:
+    """The names of the documents the miner streams (one entry per window)."""
+    names: list[str] = []
+    stream = mine_run.iter_token_batches
+
+    def recording(*args, **kwargs):
+        for batch in stream(*args, **kwargs):
+            names.extend(batch.names)
+            yield batch
+
+    monkeypatch.setattr(mine_run, "iter_token_batches", recording)
+    return names
+
+
+def _splits(corpus: Path) -> dict[str, str]:
+    return {path.name: split_of(path.name) for path in corpus.iterdir()}
+
+
+def test_the_miner_reads_no_heldout_document_by_default(planted, monkeypatch, models, corpus, tmp_path, capsys):
+    splits = _splits(corpus)
+    train = {name for name, split in splits.items() if split == "train"}
+    assert "heldout" in splits.values() and train, "the corpus must have documents in both splits"
+    names = _record_documents(monkeypatch)
+    result = mine(spec(models["2l"]), spec(models["1l"]), corpus=corpus, seq_len=SEQ_LEN, floor=FLOOR, progress=False)
+    assert result.split == "train"
+    assert set(names) == train
+    names.clear()
+    out = tmp_path / "mined"
+    code = cli_main([
+        "mine", "--model", spec(models["2l"]), "--baseline", spec(models["1l"]), "--corpus", str(corpus),
+        "--seq-len", str(SEQ_LEN), "--floor", str(FLOOR), "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    assert set(names) == train
+    assert json.loads((out / "mine.json").read_text())["split"] == "train"
+    assert "(split train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "split, with_heldout, said, not_said",
+    [
+        (None, True, ["(split train)", "held-out documents, which the miner did not read"], ["no held-out documents", "confirm"]),
+        (
+            "all", True,
+            ["(split all)", "the miner read every document, the held-out ones included", "confirm them on text the miner did not read"],
+            ["held-out documents, which the miner did not read", "no held-out documents"],
+        ),
+        (
+            "heldout", True,
+            ["(split heldout)", "the miner read only the held-out documents", "confirm them on text the miner did not read"],
+            ["held-out documents, which the miner did not read", "no held-out documents"],
+        ),
+        (None, False, ["(split train)", "this corpus has no held-out documents"], ["the miner did not read", "confirm"]),
+    ],
+)
+def test_the_draft_header_says_what_the_miner_read(planted, models, corpus, tmp_path, split, with_heldout, said, not_said):
+    if not with_heldout:
+        folder = tmp_path / "train-only"
+        folder.mkdir()
+        for name, which in _splits(corpus).items():
+            if which == "train":
+                (folder / name).write_text((corpus / name).read_text(encoding="utf-8"), encoding="utf-8")
+        corpus = folder
+    options = {} if split is None else {"split": split}
+    result = run(models, corpus, **options)
+    paths = write_mine_report(result, tmp_path / "out")
+    text = paths["claims"].read_text()
+    header = " ".join(line[2:] for line in text.splitlines() if line.startswith("# ")).lower()
+    for phrase in said:
+        assert phrase.lower() in header, (phrase, header)
+    for phrase in not_said:
+        assert phrase.lower() not in header, (phrase, header)
+    sampled = "heldout" if with_heldout else "all"
+    assert {claim["inputs"]["split"] for claim in yaml.safe_load(text)["claims"]} == {sampled}
+    report = json.loads(paths["json"].read_text())
+    assert report["draft_claims"]["split"] == sampled and report["heldout_available"] is with_heldout
+    assert report["draft_claims"]["note"].lower() in header  # mine.json says the same
 
 
 def test_cli_reports_bad_input_as_an_error(models, capsys):
