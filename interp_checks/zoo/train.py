@@ -46,9 +46,9 @@ from interp_checks.zoo.data import (
     PAD_ID,
     BatchSampler,
     heldout_windows,
-    load_tokenizer,
     tokenize_corpus,
 )
+from interp_checks.models.native import load_tokenizer
 from interp_checks.zoo.recipes import Recipe
 
 DEFAULT_THREADS = 1
@@ -201,7 +201,7 @@ def train(
     torch.set_num_threads(threads)
     torch.manual_seed(recipe.seed)
     tokenizer_path = Path(tokenizer_path)
-    tokenizer_vocab = load_tokenizer(tokenizer_path).get_vocab_size()
+    tokenizer_vocab = load_tokenizer(tokenizer_path).backend_tokenizer.get_vocab_size()
     if tokenizer_vocab != recipe.d_vocab:
         raise ValueError(f"{recipe.name}: d_vocab {recipe.d_vocab} but {tokenizer_path} has {tokenizer_vocab} tokens")
 
