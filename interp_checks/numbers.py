@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["finite_or_none"]
+__all__ = ["finite_or_none", "ratio_or_none"]
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -18,3 +18,8 @@ def finite_or_none(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def ratio_or_none(a: float, b: float) -> float | None:
+    """``a / b``, or ``None`` when ``b`` is zero (a share of nothing)."""
+    return a / b if b else None

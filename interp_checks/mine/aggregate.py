@@ -18,7 +18,7 @@ from interp_checks.checks.compare import mean_over
 from interp_checks.inputs.corpora import TokenBatch
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import PATTERNS
-from interp_checks.numbers import finite_or_none
+from interp_checks.numbers import finite_or_none, ratio_or_none
 
 __all__ = ["ALL", "OTHER", "Context", "MineAggregator", "MineError", "PatternStats", "pattern_counts", "token_strings"]
 
@@ -31,10 +31,6 @@ MARK_OPEN, MARK_CLOSE, ELLIPSIS = "⟦", "⟧", "…"
 
 class MineError(ValueError):
     """The miner cannot run on these models or this corpus; the message says why and what to do."""
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return a / b if b else None
 
 
 @dataclass
@@ -112,10 +108,10 @@ class PatternStats:
             "pattern": self.name,
             "description": self.description,
             "tokens": self.tokens,
-            "share_of_tokens": _ratio(self.tokens, total_tokens),
+            "share_of_tokens": ratio_or_none(self.tokens, total_tokens),
             "gain_sum": self.gain_sum,
             "gain_sumsq": self.gain_sumsq,
-            "share_of_total_gain": _ratio(self.gain_sum, total_gain),
+            "share_of_total_gain": ratio_or_none(self.gain_sum, total_gain),
             "token_mean_gain": finite_or_none(self.token_mean),
             "token_sd_gain": finite_or_none(self.token_sd),
             "tokens_gain_above_1_nat": self.above_1,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from interp_checks.numbers import ratio_or_none
+
 __all__ = ["MINE_SCHEMA", "render_mine_markdown"]
 
 MINE_SCHEMA = "interp-checks-mine/1"  # mine.json; add keys, never rename or drop them within a version
@@ -24,10 +26,6 @@ def _fmt(x: float | None, digits: int = 3, sign: bool = True) -> str:
 
 def _pct(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return a / b if b else None
 
 
 def _cell(text: str) -> str:
@@ -88,7 +86,7 @@ def render_mine_markdown(data: Mapping[str, Any]) -> str:
         slo, shi = stats["sequence_ci95"]
         out.append(
             f"| `{stats['pattern']}` | {stats['description']} | {stats['tokens']:,} | {_pct(stats['share_of_tokens'])} | "
-            f"{_fmt(stats['token_mean_gain'])} | {_pct(_ratio(stats['tokens_gain_above_1_nat'], stats['tokens']))} | "
+            f"{_fmt(stats['token_mean_gain'])} | {_pct(ratio_or_none(stats['tokens_gain_above_1_nat'], stats['tokens']))} | "
             f"{_fmt(stats['sequence_mean_gain'])} [{_fmt(slo)}, {_fmt(shi)}] ({stats['windows']:,}) | "
             f"{_pct(stats['share_of_total_gain'])} |"
         )
