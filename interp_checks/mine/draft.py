@@ -26,7 +26,7 @@ __all__ = ["CLAIM_MIN_LOWER", "THRESHOLD_STEP", "Draft", "draft_claims"]
 
 CLAIM_MIN_LOWER = 0.1  # nats: a pattern gets a draft claim when its interval's lower end exceeds this
 THRESHOLD_STEP = 0.05
-DRAFT_INPUTS = {"kind": "corpus", "split": "heldout", "n": 64, "chars": 700}
+DRAFT_INPUTS = {"n": 64, "chars": 700}  # per claim: 64 passages of 700 characters from the sampled split
 RULE = (
     f"sequence-level 95% interval above {CLAIM_MIN_LOWER:g} nats; threshold half its lower end, "
     f"rounded down to {THRESHOLD_STEP:g}"
@@ -40,7 +40,7 @@ class Draft:
     text: str
     claims: list[dict[str, Any]]
     split: str  # the split the claims sample
-    note: str  # whether the miner read that text (the header says the same)
+    note: str  # a sentence: whether the miner read that text (the header says the same)
 
     def to_dict(self, file: str) -> dict[str, Any]:
         """``mine.json``'s ``draft_claims``."""
@@ -110,12 +110,12 @@ def _sampled_split(result: MineResult) -> tuple[str, str]:
     the very text the claims test and must be confirmed on other text.
     """
     if not result.heldout_available:
-        return "all", "this corpus has no held-out documents, so these claims sample all of it, including the mined text."
+        return "all", "This corpus has no held-out documents, so these claims sample all of it, including the mined text."
     if result.split == "train":
-        return "heldout", "these claims sample the corpus's held-out documents, which the miner did not read."
+        return "heldout", "These claims sample the corpus's held-out documents, which the miner did not read."
     read = "every document, the held-out ones included" if result.split == "all" else "only the held-out documents"
     return "heldout", (
-        f"the miner read {read} (split {result.split}), and these claims sample the held-out documents: their "
+        f"The miner read {read} (split {result.split}), and these claims sample the held-out documents: their "
         "thresholds were picked on the text they test, so confirm them on text the miner did not read (another "
         "corpus, or mine with --split train)."
     )
@@ -126,7 +126,7 @@ def draft_claims(result: MineResult) -> Draft | None:
     if result.corpus is None:
         return None
     split, note = _sampled_split(result)
-    claims = _claims(result, {"kind": "corpus", "source": result.corpus, **DRAFT_INPUTS, "split": split})
+    claims = _claims(result, {"kind": "corpus", "source": result.corpus, "split": split, **DRAFT_INPUTS})
     header = [
         "Draft claims written by `interp-checks mine`. Move the ones you keep into hypotheses/.",
         f"Mined {result.created}: {result.model} vs baseline {result.baseline},",
@@ -134,7 +134,7 @@ def draft_claims(result: MineResult) -> Draft | None:
         f"of {result.seq_len} tokens, floor {result.floor:g}.",
         "Thresholds are starting points, not findings: each is half the lower end of the pattern's",
         f"sequence-level 95% interval on the mined text, rounded down to {THRESHOLD_STEP:g}.",
-        *textwrap.wrap(note[0].upper() + note[1:], 100),
+        *textwrap.wrap(note, 100),
         "Patterns: interp_checks/inputs/token_sets.py (PATTERNS); the same where: {pattern: ...} the miner grouped by.",
     ]
     body = yaml.safe_dump(

@@ -122,7 +122,7 @@ def render_mine_markdown(data: Mapping[str, Any]) -> str:
         with_pattern = [c for c in claims if "where" in c]
         out.append(
             f"`{draft['file']}`: {len(with_pattern)} pattern claim(s) ({draft['rule']}) and one over all tokens. "
-            f"{draft['note'][0].upper()}{draft['note'][1:]} Run it as is with `python -m pytest {draft['file']}`; "
+            f"{draft['note']} Run it as is with `python -m pytest {draft['file']}`; "
             "move the claims you keep into `hypotheses/`."
         )
         out.append("")
