@@ -1,7 +1,7 @@
 """``interp-checks`` / ``python -m interp_checks``: the commands around the pytest plugin.
 
     interp-checks checks                  list claim families (checks) and input generators
-    interp-checks report report.json      re-render report.md from a report.json
+    interp-checks report report.json      re-render report.md from a report.json (or mine.md from a mine.json)
     interp-checks mine --model SPEC --baseline SPEC [--corpus stdlib|PATH] ...
                                           where two models' per-token log-probs differ, by pattern;
                                           writes mine.md, mine.json and a draft.claims.yaml
@@ -33,10 +33,10 @@ def _list_checks(_: argparse.Namespace) -> int:
 
 
 def _render_report(args: argparse.Namespace) -> int:
-    from interp_checks.report import render_markdown
+    from interp_checks.report import MINE_SCHEMA, render_markdown, render_mine_markdown
 
     report = json.loads(Path(args.report).read_text(encoding="utf-8"))
-    text = render_markdown(report)
+    text = render_mine_markdown(report) if report.get("schema") == MINE_SCHEMA else render_markdown(report)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -101,7 +101,10 @@ def _add_mine_parser(commands: Any) -> None:
     miner.add_argument("--model", required=True, help="the model whose gains are measured (zoo:, hf:, gguf:, native:)")
     miner.add_argument("--baseline", required=True, help="the model it is compared with (same tokenizer)")
     miner.add_argument("--corpus", default="stdlib", help="stdlib, stdlib-docs, stdlib-code, or a .txt/.jsonl file or folder (default stdlib)")
-    miner.add_argument("--split", default="all", choices=["all", "train", "heldout", "discovery", "confirmation"], help="documents to read (default all)")
+    miner.add_argument(
+        "--split", default="train", choices=["train", "all", "heldout", "discovery", "confirmation"],
+        help="documents to read (default train: the draft claims then test on held-out documents the miner did not read)",
+    )
     miner.add_argument("--max-tokens", type=int, default=1_000_000, help="stop after this many tokens; 0 = the whole corpus (default 1000000)")
     miner.add_argument("--seq-len", type=int, default=None, help="window length (default: the smaller context of the two models)")
     miner.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interp-checks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("checks", help="list claim families and input generators").set_defaults(run=_list_checks)
-    render = commands.add_parser("report", help="render report.md from report.json")
+    render = commands.add_parser("report", help="render report.md from report.json (or mine.md from mine.json)")
     render.add_argument("report")
     render.add_argument("--out", help="write here instead of standard output")
     render.set_defaults(run=_render_report)

@@ -1,15 +1,25 @@
-"""Small numeric helpers shared by statistics, the miner and reports."""
+"""Numbers as reports store them. Pure Python: ``stats/``, ``report/`` and the miner may all import it."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-__all__ = ["finite_or_none"]
+__all__ = ["finite_or_none", "ratio_or_none"]
 
 
-def finite_or_none(value: float | None) -> float | None:
-    """``float(value)`` when finite, else None: JSON has no NaN or Infinity, so reports write null."""
-    if value is None:
+def finite_or_none(x: Any) -> float | None:
+    """``float(x)``, or ``None`` for ``None``, NaN and infinities.
+
+    JSON has no NaN or Infinity, so every value a report or ``mine.json`` stores goes through this:
+    an undefined number (a mean of nothing, an interval from one sample) is written as ``null``.
+    """
+    if x is None:
         return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def ratio_or_none(a: float, b: float) -> float | None:
+    """``a / b``, or ``None`` when ``b`` is zero (a share of nothing)."""
+    return a / b if b else None

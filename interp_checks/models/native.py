@@ -118,11 +118,14 @@ def boot_random(architecture: dict[str, Any], *, seed: int = 0, device: str | No
     return bridge.eval()
 
 
-def load_tokenizer(path: Path) -> Any:
+def load_tokenizer(path: str | Path) -> Any:
     """A transformers fast tokenizer from a ``tokenizers`` JSON file (no network).
 
-    The special-token roles are set explicitly (and ``name_or_path``, which TransformerLens reads
-    when it re-wraps a tokenizer with a BOS token), so every loader of the same file agrees on them.
+    The one loader of tokenizer files: models, the miner, the tests and the zoo all use it. The
+    special-token roles are set explicitly (and ``name_or_path``, which TransformerLens reads when it
+    re-wraps a tokenizer with a BOS token), so every loader of the same file agrees on them. Code
+    that needs the raw ``tokenizers.Tokenizer`` (``encode_batch``, training) takes
+    ``.backend_tokenizer``; :func:`interp_checks.inputs.corpora.iter_token_batches` takes either.
     """
     from transformers import PreTrainedTokenizerFast
 

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
+from interp_checks.numbers import finite_or_none
 from interp_checks.stats.comparison import Comparison, _format_number
 
 __all__ = ["Evaluation", "evaluate", "evaluate_largest_mean", "evaluate_many"]
@@ -41,14 +42,6 @@ __all__ = ["Evaluation", "evaluate", "evaluate_largest_mean", "evaluate_many"]
 # Bootstrap resamples and BCa's jackknife are materialised as (batch, n)
 # arrays; capping batch * n keeps memory near 32 MiB whatever the sample size.
 _MAX_BATCH_ELEMENTS = 2**22
-
-
-def _json_float(x: float | None) -> float | None:
-    """JSON has no NaN/Infinity: map non-finite values to ``None`` (the note says why)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -128,16 +121,16 @@ class Evaluation:
                 "text": str(comparison),
             },
             "n": int(self.n),
-            "estimate": _json_float(self.estimate),
-            "ci": [_json_float(self.ci[0]), _json_float(self.ci[1])],
-            "ci_level": _json_float(self.ci_level),
+            "estimate": finite_or_none(self.estimate),
+            "ci": [finite_or_none(self.ci[0]), finite_or_none(self.ci[1])],
+            "ci_level": finite_or_none(self.ci_level),
             "ci_method": self.ci_method,
             "test": self.test,
-            "p_value": _json_float(self.p_value),
-            "p_value_refute": _json_float(self.p_value_refute),
-            "effect_size": _json_float(self.effect_size),
+            "p_value": finite_or_none(self.p_value),
+            "p_value_refute": finite_or_none(self.p_value_refute),
+            "effect_size": finite_or_none(self.effect_size),
             "effect_size_kind": self.effect_size_kind,
-            "null_estimate": _json_float(self.null_estimate),
+            "null_estimate": finite_or_none(self.null_estimate),
             "note": self.note,
             "estimand": self.estimand,
             "null_draws": self.null_draws,

@@ -64,6 +64,7 @@ from interp_checks.inputs.corpora import (  # noqa: E402,F401  (re-exported: the
     stdlib_source_paths,
 )
 from interp_checks.inputs.corpora import stdlib_documents as _stdlib_documents  # noqa: E402
+from interp_checks.models.native import load_tokenizer  # noqa: E402  (one loader for every tokenizer file)
 
 
 def stdlib_documents() -> list[Document]:
@@ -105,12 +106,6 @@ def write_tokenizer(path: str | Path, vocab_size: int = TOKENIZER_VOCAB_SIZE) ->
     train_docs = split_documents(stdlib_documents())["train"]
     train_tokenizer(train_docs, vocab_size).save(str(path))
     return path
-
-
-def load_tokenizer(path: str | Path) -> Any:
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(str(path))
 
 
 # --- token streams -------------------------------------------------------------------------------
@@ -166,7 +161,7 @@ def _tokenize_corpus_cached(tokenizer_path: str, digest: str, max_documents: int
     splits = split_documents(documents)
     if max_documents is not None:
         splits = {name: docs[:max_documents] for name, docs in splits.items()}
-    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer = load_tokenizer(tokenizer_path).backend_tokenizer  # the raw `tokenizers` object: encode_batch
     return TokenizedCorpus(
         train=_stream(tokenizer, splits["train"]),
         heldout=_stream(tokenizer, splits["heldout"]),

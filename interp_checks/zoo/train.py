@@ -9,7 +9,11 @@ measures, on the same ``repeated_random_tokens`` inputs claims use:
 * the loss on the first vs the repeated half of BOS + 32 random tokens + the same 32 again -- an
   induction head makes the repeat nearly free, a model without one pays ~log(vocab) on both;
 * every head's induction, previous-token and duplicate-token score, with the scoring function the
-  checks use (``interp_checks.checks.heads.role_scores``).
+  checks use (``interp_checks.checks.heads.scores_by_layer``).
+
+Evaluation runs go through the engine's runner (``interp_checks.runner.capture``) and its
+``next_token_logprobs``, so a loss on the card means what a claim's log-prob means; training keeps
+its differentiable cross-entropy.
 
 Determinism: ``torch.manual_seed(recipe.seed)``, the model's init seed, and the data
 ``numpy.random.Generator`` seed are all the recipe's seed; the thread count is fixed (float sums
@@ -46,9 +50,10 @@ from interp_checks.zoo.data import (
     PAD_ID,
     BatchSampler,
     heldout_windows,
-    load_tokenizer,
     tokenize_corpus,
 )
+from interp_checks.models.native import load_tokenizer
+from interp_checks.numbers import finite_or_none
 from interp_checks.zoo.recipes import Recipe
 
 DEFAULT_THREADS = 1
@@ -84,32 +89,50 @@ def _next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor
     ).view(tokens.shape[0], -1)
 
 
+def _run(bridge: Any, tokens: torch.Tensor, n_layers: int = 0, *, logits: bool = True) -> tuple[np.ndarray | None, dict[str, torch.Tensor]]:
+    """Evaluation runs, through the engine's runner: next-token log-probs ([n, pos], NaN at 0; None
+    without ``logits``) and the attention patterns of the first ``n_layers`` layers."""
+    from interp_checks.checks.base import Needs
+    from interp_checks.checks.heads import PATTERN_HOOK
+    from interp_checks.runner import capture, next_token_logprobs
+
+    bridge.eval()
+    store = capture(bridge, tokens, Needs(frozenset(PATTERN_HOOK.format(layer=l) for l in range(n_layers)), logits=logits))
+    logp = next_token_logprobs(store.pop("logits"), tokens) if logits else None
+    return logp, store
+
+
+def _head_scores(patterns: dict[str, torch.Tensor], mask: torch.Tensor, n_layers: int) -> dict[str, float]:
+    """{"L0H0": score, ...}: each head's role score (the checks' ``scores_by_layer``), averaged over sequences."""
+    from interp_checks.checks.heads import head_name, scores_by_layer
+
+    by_layer = scores_by_layer(patterns, list(range(n_layers)), mask)
+    return {
+        head_name(layer, head): float(score)
+        for layer in range(n_layers)
+        for head, score in enumerate(np.nanmean(by_layer[layer], axis=0))
+    }
+
+
 @torch.no_grad()
 def evaluate(bridge: Any, recipe: Recipe, heldout_stream: np.ndarray) -> dict[str, Any]:
     """The numbers on the model card: held-out text loss, repeated-token losses, head scores."""
-    from interp_checks.checks.heads import (
-        duplicate_token_mask,
-        induction_mask,
-        previous_token_mask,
-        role_scores,
-    )
+    from interp_checks.checks.heads import duplicate_token_mask, induction_mask, previous_token_mask
     from interp_checks.inputs.generators import Vocabulary, generate
 
-    bridge.eval()
     out: dict[str, Any] = {}
 
     windows = torch.as_tensor(heldout_windows(heldout_stream, recipe.eval_heldout_windows, recipe.seq_len))
-    losses = [_next_token_loss(bridge(chunk), chunk) for chunk in windows.split(16)]
-    out["heldout_loss"] = float(torch.cat(losses).mean())
+    logp = np.concatenate([_run(bridge, chunk)[0] for chunk in windows.split(16)])
+    out["heldout_loss"] = float(-logp[:, 1:].mean())
     out["heldout_tokens"] = int(windows.shape[0] * (windows.shape[1] - 1))
 
     vocab = Vocabulary(recipe.d_vocab, recipe.n_ctx, BOS_ID, frozenset({BOS_ID, EOS_ID, PAD_ID}))
     spec = {"kind": "repeated_random_tokens", "seq_len": recipe.eval_repeat_seq_len, "n": recipe.eval_repeat_n}
     batch = generate(spec, vocab, recipe.eval_seed)
     tokens = torch.as_tensor(batch.tokens)
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(recipe.n_layers)]
-    logits, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in names)
-    loss = _next_token_loss(logits, tokens)  # loss[:, t] predicts tokens[:, t + 1]
+    logp, patterns = _run(bridge, tokens, recipe.n_layers)
+    loss = -logp[:, 1:]  # loss[:, t] predicts tokens[:, t + 1]
     start, seq = batch.meta["repeat_start"], recipe.eval_repeat_seq_len
     # First half: the seq random tokens after BOS (positions start-seq .. start-1).
     out["first_half_loss"] = float(loss[:, start - seq - 1 : start - 1].mean())
@@ -123,13 +146,10 @@ def evaluate(bridge: Any, recipe: Recipe, heldout_stream: np.ndarray) -> dict[st
         "previous_token": previous_token_mask(tokens),
         "duplicate_token": duplicate_token_mask(tokens),
     }
-    scores: dict[str, dict[str, float]] = {role: {} for role in masks}
-    for layer, name in enumerate(names):
-        pattern = cache[name].float()
-        for role, mask in masks.items():
-            per_head = role_scores(pattern, mask).nanmean(0)
-            for head in range(recipe.n_heads):
-                scores[role][f"L{layer}H{head}"] = round(float(per_head[head]), 4)
+    scores = {
+        role: {head: round(score, 4) for head, score in _head_scores(patterns, mask, recipe.n_layers).items()}
+        for role, mask in masks.items()
+    }
     out["head_scores"] = scores
     for role in masks:
         best = max(scores[role], key=scores[role].get)
@@ -159,19 +179,12 @@ def _repeated_tokens(recipe: Recipe, *, n: int, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def _best_induction(bridge: Any, tokens: torch.Tensor, n_layers: int) -> tuple[str, float]:
     """The highest induction score of any head (logged during training to show the phase change)."""
-    from interp_checks.checks.heads import induction_mask, role_scores
+    from interp_checks.checks.heads import induction_mask
 
-    bridge.eval()
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layers)]
-    _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in names)
-    mask = induction_mask(tokens)
-    best = ("", -1.0)
-    for layer, name in enumerate(names):
-        scores = role_scores(cache[name].float(), mask).nanmean(0)
-        head = int(scores.argmax())
-        if float(scores[head]) > best[1]:
-            best = (f"L{layer}H{head}", float(scores[head]))
-    return best
+    _, patterns = _run(bridge, tokens, n_layers, logits=False)
+    scores = _head_scores(patterns, induction_mask(tokens), n_layers)
+    best = max(scores, key=scores.get)  # the first of equal scores, as before
+    return best, scores[best]
 
 
 def requirement_checks(recipe: Recipe, results: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +214,7 @@ def train(
     torch.set_num_threads(threads)
     torch.manual_seed(recipe.seed)
     tokenizer_path = Path(tokenizer_path)
-    tokenizer_vocab = load_tokenizer(tokenizer_path).get_vocab_size()
+    tokenizer_vocab = load_tokenizer(tokenizer_path).backend_tokenizer.get_vocab_size()
     if tokenizer_vocab != recipe.d_vocab:
         raise ValueError(f"{recipe.name}: d_vocab {recipe.d_vocab} but {tokenizer_path} has {tokenizer_vocab} tokens")
 
@@ -369,7 +382,8 @@ def _score_table(recipe: Recipe, scores: dict[str, dict[str, float]]) -> str:
 
 
 def _rounded(value: float) -> float | None:
-    return None if value != value else round(float(value), 4)
+    value = finite_or_none(value)
+    return None if value is None else round(value, 4)
 
 
 def _num(value: float | None) -> str:

@@ -11,7 +11,10 @@ the running Python's stdlib. What is checked:
 * a planted gain (every closing bracket +2 nats) is found, ranked first, and drafted as a claim;
 * models with different tokenizers are refused with a message that says what to do instead;
 * the draft claims file written by the CLI runs as is through the plugin (corpus inputs, where:
-  pattern), with no claim in error;
+  pattern), with no claim in error, and loads back with yaml as the claims mine.json lists;
+* by default (function and CLI) the miner reads only the train split, so the draft's claims, which
+  sample the held-out documents, test on text it did not read; the draft's header says truthfully
+  what was read in each case (train, all, heldout, a corpus without held-out documents);
 * on the zoo (when trained), induction-like tokens dominate the 2L-over-1L gains.
 """
 
@@ -24,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-import interp_checks.mine as mine_module
+import interp_checks.mine.run as mine_run
 from interp_checks.checks.compare import token_gains
 from interp_checks.runner import next_token_logprobs
 from interp_checks.cli import main as cli_main
-from interp_checks.inputs.corpora import iter_token_batches
+from interp_checks.inputs.corpora import iter_token_batches, split_of
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import PATTERNS, Where, select
 from interp_checks.mine import OTHER, MineAggregator, MineError, mine, token_strings, write_mine_report
@@ -71,7 +75,10 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """Eight documents of ~2,500 characters from stdlib modules, plus a short one (padded row)."""
+    """Eight documents of ~2,500 characters from stdlib modules, plus a short one (padded row).
+
+    ``heapq.txt`` is in the held-out split (``split_of``), the others in train.
+    """
     folder = tmp_path_factory.mktemp("mine-corpus")
     root = Path(sysconfig.get_paths()["stdlib"])
     for name in ("textwrap", "difflib", "fractions", "shlex", "glob", "fnmatch", "heapq", "string"):
@@ -124,7 +131,7 @@ def brute_force(models, corpus):
 
 
 def test_aggregates_and_heaps_equal_brute_force(models, corpus):
-    result = run(models, corpus)
+    result = run(models, corpus, split="all")  # brute_force reads every document
     records = brute_force(models, corpus)
     assert result.tokens_scored == len(records)
     assert result.windows == len({r[2] for r in records})
@@ -203,7 +210,7 @@ def planted(monkeypatch, models):
         gains[:, 0] = np.nan
         return gains, gains - 3.0, np.full(gains.shape, -3.0)
 
-    monkeypatch.setattr(mine_module, "score_batch", fake_scores)
+    monkeypatch.setattr(mine_run, "score_batch", fake_scores)
     return closing
 
 
@@ -230,6 +237,14 @@ def test_a_planted_pattern_is_found_ranked_first_and_drafted(planted, models, co
     assert claims["gain-closing_bracket"]["expect"] == {"mean_gain": ">= 1"}  # half of 2, rounded down
     assert claims["gain-closing_bracket"]["where"] == {"pattern": "closing_bracket"}
     assert "gain-whitespace" not in claims and "gain-all-tokens" in claims
+    # The draft file is YAML written by yaml.safe_dump after a # header: it loads back as the claims
+    # mine.json lists, under the model it was mined for.
+    draft = yaml.safe_load(paths["claims"].read_text())
+    assert draft == {"model": result.model, "seed": 0, "claims": report["draft_claims"]["claims"]}
+    assert paths["claims"].read_text().startswith("# Draft claims written by `interp-checks mine`")
+    # mine.md is rendered from mine.json alone: `interp-checks report mine.json` gives the same file.
+    assert cli_main(["report", str(paths["json"]), "--out", str(tmp_path / "again.md")]) == 0
+    assert (tmp_path / "again.md").read_text() == markdown
 
 
 def test_different_tokenizers_are_refused(models, corpus, tmp_path):
@@ -270,6 +285,88 @@ def test_cli_writes_a_draft_that_runs_as_is(planted, models, corpus, pytester, c
     assert result.ret in (0, 1)
 
 
+# --- which documents the miner reads, and what the draft says about it ----------------------------
+
+
+def _record_documents(monkeypatch) -> list[str]:
+    """The names of the documents the miner streams (one entry per window)."""
+    names: list[str] = []
+    stream = mine_run.iter_token_batches
+
+    def recording(*args, **kwargs):
+        for batch in stream(*args, **kwargs):
+            names.extend(batch.names)
+            yield batch
+
+    monkeypatch.setattr(mine_run, "iter_token_batches", recording)
+    return names
+
+
+def _splits(corpus: Path) -> dict[str, str]:
+    return {path.name: split_of(path.name) for path in corpus.iterdir()}
+
+
+def test_the_miner_reads_no_heldout_document_by_default(planted, monkeypatch, models, corpus, tmp_path, capsys):
+    splits = _splits(corpus)
+    train = {name for name, split in splits.items() if split == "train"}
+    assert "heldout" in splits.values() and train, "the corpus must have documents in both splits"
+    names = _record_documents(monkeypatch)
+    result = mine(spec(models["2l"]), spec(models["1l"]), corpus=corpus, seq_len=SEQ_LEN, floor=FLOOR, progress=False)
+    assert result.split == "train"
+    assert set(names) == train
+    names.clear()
+    out = tmp_path / "mined"
+    code = cli_main([
+        "mine", "--model", spec(models["2l"]), "--baseline", spec(models["1l"]), "--corpus", str(corpus),
+        "--seq-len", str(SEQ_LEN), "--floor", str(FLOOR), "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    assert set(names) == train
+    assert json.loads((out / "mine.json").read_text())["split"] == "train"
+    assert "(split train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "split, with_heldout, said, not_said",
+    [
+        (None, True, ["(split train)", "held-out documents, which the miner did not read"], ["no held-out documents", "confirm"]),
+        (
+            "all", True,
+            ["(split all)", "the miner read every document, the held-out ones included", "confirm them on text the miner did not read"],
+            ["held-out documents, which the miner did not read", "no held-out documents"],
+        ),
+        (
+            "heldout", True,
+            ["(split heldout)", "the miner read only the held-out documents", "confirm them on text the miner did not read"],
+            ["held-out documents, which the miner did not read", "no held-out documents"],
+        ),
+        (None, False, ["(split train)", "this corpus has no held-out documents"], ["the miner did not read", "confirm"]),
+    ],
+)
+def test_the_draft_header_says_what_the_miner_read(planted, models, corpus, tmp_path, split, with_heldout, said, not_said):
+    if not with_heldout:
+        folder = tmp_path / "train-only"
+        folder.mkdir()
+        for name, which in _splits(corpus).items():
+            if which == "train":
+                (folder / name).write_text((corpus / name).read_text(encoding="utf-8"), encoding="utf-8")
+        corpus = folder
+    options = {} if split is None else {"split": split}
+    result = run(models, corpus, **options)
+    paths = write_mine_report(result, tmp_path / "out")
+    text = paths["claims"].read_text()
+    header = " ".join(line[2:] for line in text.splitlines() if line.startswith("# ")).lower()
+    for phrase in said:
+        assert phrase.lower() in header, (phrase, header)
+    for phrase in not_said:
+        assert phrase.lower() not in header, (phrase, header)
+    sampled = "heldout" if with_heldout else "all"
+    assert {claim["inputs"]["split"] for claim in yaml.safe_load(text)["claims"]} == {sampled}
+    report = json.loads(paths["json"].read_text())
+    assert report["draft_claims"]["split"] == sampled and report["heldout_available"] is with_heldout
+    assert report["draft_claims"]["note"].lower() in header  # mine.json says the same
+
+
 def test_cli_reports_bad_input_as_an_error(models, capsys):
     code = cli_main(["mine", "--model", spec(models["2l"]), "--baseline", "zoo:no-such-model", "--quiet"])
     assert code == 2
@@ -290,3 +387,13 @@ def test_zoo_2l_over_1l_gains_are_induction_like():
     assert best_mean.name == "induction_like"
     assert induction.window_ci[0] > 0.1
     assert sum("induction_like" in c.patterns for c in result.top_gains) > len(result.top_gains) / 2
+
+
+@pytest.mark.parametrize("mined, sampled", [("discovery", "confirmation"), ("confirmation", "discovery")])
+def test_a_draft_mined_on_one_held_out_half_samples_the_other(mined, sampled):
+    from types import SimpleNamespace
+
+    from interp_checks.mine.draft import _sampled_split
+
+    split, note = _sampled_split(SimpleNamespace(heldout_available=True, split=mined))
+    assert split == sampled and f"the {mined} half" in note and "did not read" in note

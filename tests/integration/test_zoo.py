@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-from interp_checks.models.native import load_native, read_native_config
+from interp_checks.inputs.corpora import iter_token_batches
+from interp_checks.models.native import load_native, load_tokenizer, read_native_config
 from interp_checks.zoo import ZOO_NAMES, zoo_dir, zoo_tokenizer_path
 from interp_checks.zoo.data import (
     BOS_ID,
+    Document,
     EOS_ID,
     PAD_ID,
     BatchSampler,
     Mixture,
-    load_tokenizer,
     sampleable_ids,
     split_of,
     synthetic_copy_sequences,
@@ -148,14 +149,34 @@ def _stdlib_line() -> str:
 def test_tokenizer_round_trips_stdlib_text_and_fixes_special_ids():
     if not TOKENIZER.is_file():
         pytest.skip(f"{TOKENIZER} not built")
-    tokenizer = load_tokenizer(TOKENIZER)
-    assert tokenizer.get_vocab_size() == RECIPES["attn-only-2l"].d_vocab
-    assert [tokenizer.token_to_id(t) for t in ("<|bos|>", "<|eos|>", "<|pad|>")] == [BOS_ID, EOS_ID, PAD_ID]
+    tokenizer = load_tokenizer(TOKENIZER)  # the one loader: a transformers fast tokenizer
+    raw = tokenizer.backend_tokenizer  # the `tokenizers` object the zoo trains and tokenizes with
+    assert len(tokenizer) == raw.get_vocab_size() == RECIPES["attn-only-2l"].d_vocab
+    assert [raw.token_to_id(t) for t in ("<|bos|>", "<|eos|>", "<|pad|>")] == [BOS_ID, EOS_ID, PAD_ID]
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) == (BOS_ID, EOS_ID, PAD_ID)
     line = _stdlib_line()
-    ids = tokenizer.encode(line, add_special_tokens=False).ids
-    assert tokenizer.decode(ids) == line
+    ids = raw.encode(line, add_special_tokens=False).ids
+    assert tokenizer.encode(line, add_special_tokens=False) == ids
+    assert raw.decode(ids) == tokenizer.decode(ids, clean_up_tokenization_spaces=False) == line
     assert len(ids) < len(line.encode("utf-8"))  # the merges compress code
     assert not {BOS_ID, EOS_ID, PAD_ID} & set(ids)
+
+
+def test_token_batches_are_the_same_with_the_loader_and_its_backend():
+    if not TOKENIZER.is_file():
+        pytest.skip(f"{TOKENIZER} not built")
+    tokenizer = load_tokenizer(TOKENIZER)
+    documents = [Document("a.txt", _stdlib_line() * 5), Document("b.txt", "x = [1, 2, 3]\nprint(x)\n")]
+
+    def batches(encoder):
+        return list(iter_token_batches(documents, encoder, seq_len=16, batch_size=3, bos_id=BOS_ID, pad_id=PAD_ID))
+
+    with_hf, with_raw = batches(tokenizer), batches(tokenizer.backend_tokenizer)
+    assert len(with_hf) == len(with_raw) > 1
+    for a, b in zip(with_hf, with_raw):
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        np.testing.assert_array_equal(a.valid, b.valid)
+        assert a.names == b.names
 
 
 def test_sampler_is_deterministic_and_mixes_as_documented():
