@@ -136,9 +136,9 @@ class Evaluation:
             "null_draws": self.null_draws,
             "effect_size_range": None
             if self.effect_size_range is None
-            else [_json_float(self.effect_size_range[0]), _json_float(self.effect_size_range[1])],
-            "margin": _json_float(self.margin),
-            "margin_sd": _json_float(self.margin_sd),
+            else [finite_or_none(self.effect_size_range[0]), finite_or_none(self.effect_size_range[1])],
+            "margin": finite_or_none(self.margin),
+            "margin_sd": finite_or_none(self.margin_sd),
             "members": None if self.members is None else [dict(m) for m in self.members],
             "deciding_member": self.deciding_member,
         }
@@ -616,10 +616,10 @@ def evaluate_largest_mean(
     member_rows = tuple(
         {
             "member": name,
-            "estimate": _json_float(e.estimate),
-            "ci": [_json_float(e.ci[0]), _json_float(e.ci[1])],
-            "p_value": _json_float(e.p_value),
-            "p_value_refute": _json_float(e.p_value_refute),
+            "estimate": finite_or_none(e.estimate),
+            "ci": [finite_or_none(e.ci[0]), finite_or_none(e.ci[1])],
+            "p_value": finite_or_none(e.p_value),
+            "p_value_refute": finite_or_none(e.p_value_refute),
         }
         for name, e in zip(members, narrow)
     )
