@@ -129,7 +129,10 @@ _REGISTRY: dict[str, Check] = {}
 
 def register(check: Check) -> Check:
     """Make ``check`` available to claim files under ``check.name``."""
-    if check.name in _REGISTRY and type(_REGISTRY[check.name]) is not type(check):
+    def origin(obj: Check) -> tuple[str, str]:  # a re-imported module defines an equal, not identical, class
+        return type(obj).__module__, type(obj).__qualname__
+
+    if check.name in _REGISTRY and origin(_REGISTRY[check.name]) != origin(check):
         raise ValueError(f"check {check.name!r} is registered twice")
     _REGISTRY[check.name] = check
     return check
