@@ -173,13 +173,15 @@ def _read_yaml(path: Path) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if problem == "found unhashable key":  # PyYAML's words for a list or mapping used as a key
+            problem = "a list or mapping is used as a key (keys are names such as id or check)"
         raise ClaimFileError(path, f"malformed YAML{where}: {problem}; fix the YAML syntax") from error
     except RecursionError:
         raise ClaimFileError(path, f"refused: it nests lists and mappings too deeply (over {MAX_NESTING} levels)") from None
 
 
-def _non_string_key(mapping: dict[Any, Any]) -> Any:
-    return next((key for key in mapping if not isinstance(key, str)), None)
+def _non_string_keys(mapping: dict[Any, Any]) -> list[Any]:
+    return [key for key in mapping if not isinstance(key, str)]
 
 
 def _check_seed(seed: Any) -> str | None:
@@ -201,9 +203,9 @@ def load_claim_file(path: Path | str) -> ClaimFile:
         data = _read_yaml(path)
         if not isinstance(data, dict):
             raise ClaimFileError(path, "a claim file is a mapping with a 'claims:' list (see README)")
-        odd = _non_string_key(data)
-        if odd is not None:
-            raise ClaimFileError(path, f"top-level keys must be names, got {_short(odd)}; they are: {', '.join(FILE_KEYS)}")
+        odd = _non_string_keys(data)
+        if odd:
+            raise ClaimFileError(path, f"top-level keys must be names, got {_short(odd[0])}; they are: {', '.join(FILE_KEYS)}")
         unknown = sorted(set(data) - set(FILE_KEYS))
         if unknown:
             raise ClaimFileError(
@@ -257,9 +259,9 @@ def _fill_claim(spec: ClaimSpec, raw: dict[str, Any], defaults: dict[str, Any]) 
     def fail(message: str) -> ClaimFileError:
         return ClaimFileError(spec.path, message, spec.id)
 
-    odd = _non_string_key(raw)
-    if odd is not None:
-        raise fail(f"claim keys must be names such as id, check, expect; got {_short(odd)}")
+    odd = _non_string_keys(raw)
+    if odd:
+        raise fail(f"claim keys must be names such as id, check, expect; got {_short(odd[0])}")
     if raw.get("id") is None or raw.get("id") == "":
         raise fail("every claim needs an 'id:' (letters, digits, '-', '_', '.')")
     if not isinstance(raw["id"], (str, int, float)) or isinstance(raw["id"], bool):
