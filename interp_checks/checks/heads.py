@@ -145,6 +145,11 @@ class HeadRoleCheck:
                 raise CheckError(f"{key} lists a head twice: {value}")
         if "max_score" in expect and key == "head":
             raise CheckError("max_score is for a group of heads (heads, layer); for one head use score")
+        if key == "heads_with_role" and getattr(expect.get("score"), "op", None) == "between":
+            raise CheckError(
+                "heads_with_role needs a one-sided score expectation such as \">= 0.5\": every other head must "
+                "meet its opposite, and 'between' has no one-sided opposite"
+            )
 
         statistics: list[str] = []
         source: dict[str, str] = {}

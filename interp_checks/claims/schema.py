@@ -309,3 +309,21 @@ def _fill_claim(spec: ClaimSpec, raw: dict[str, Any], defaults: dict[str, Any]) 
             raise fail(f"expect.{statistic}: {error}") from None
         spec.expect_text[str(statistic)] = str(text)
     spec.params = {key: value for key, value in raw.items() if key not in CLAIM_KEYS}
+    for key, value in spec.params.items():
+        huge = _int_beyond_64_bits(value)
+        if huge is not None:
+            raise fail(f"{key}: the integer {_short(huge)} is out of range; numbers in a claim must lie within +-2**63")
+
+
+def _int_beyond_64_bits(value: Any, depth: int = 0) -> int | None:
+    """An integer in ``value`` (searched through lists and mappings) that numpy cannot hold, or None.
+
+    Checks hand their keys' values to numpy, which raises TypeError on such integers.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if not -(2**63) <= value < 2**63 else None
+    if depth < MAX_NESTING and isinstance(value, (list, tuple)):
+        return next((found for item in value if (found := _int_beyond_64_bits(item, depth + 1)) is not None), None)
+    if depth < MAX_NESTING and isinstance(value, dict):
+        return next((found for item in value.values() if (found := _int_beyond_64_bits(item, depth + 1)) is not None), None)
+    return None

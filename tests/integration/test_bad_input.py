@@ -303,3 +303,10 @@ def test_the_issue_cases_through_pytest(pytester, models, tmp_path):
     assert "a path leading out of the checkpoint folder" in out and "expected value" not in out
     for marker in ("TypeError", "MemoryError", "unhashable", "Traceback", "Exception:"):
         assert marker not in out, marker
+
+
+def test_heads_with_role_refuses_between_before_running(models, monkeypatch):
+    monkeypatch.setattr(engine_module, "capture", lambda *a: pytest.fail("a model ran for a claim that cannot be judged"))
+    claim = spec(models, "exactly", heads_with_role=["L1H0"], expect={"score": "between 0.2 0.8"})
+    (result,) = engine().evaluate([claim])
+    assert result.outcome == ERROR and "heads_with_role needs a one-sided score expectation" in result.error

@@ -259,3 +259,11 @@ def test_an_id_that_is_not_a_name_gets_the_fallback_id(tmp_path):
 def test_file_level_model_and_seed_are_checked(tmp_path):
     assert "model must be a model spec" in str(load_claim_file(write(tmp_path, "model: {a: 1}\nclaims:\n" + GOOD_CLAIM)).error)
     assert "seed must be an integer from 0" in str(load_claim_file(write(tmp_path, "model: zoo:x\nseed: -3\nclaims:\n" + GOOD_CLAIM)).error)
+
+
+@pytest.mark.parametrize("value", ["-18446744073709551616", "[1, 100000000000000000000]", "{a: 9223372036854775808}"])
+def test_integers_numpy_cannot_hold_are_refused_in_check_keys(tmp_path, value):
+    """A check hands its keys to numpy, which raises TypeError on them (e.g. logprob_gain's floor)."""
+    path = write(tmp_path, "model: zoo:attn-only-2l\nclaims:\n" + GOOD_CLAIM + f"    floor: {value}\n")
+    (claim,) = load_claim_file(path).claims
+    assert "floor: the integer" in str(claim.error) and "out of range" in str(claim.error)
