@@ -29,7 +29,16 @@ from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Need
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec
 from interp_checks.runner import capture
-from interp_checks.inputs.generators import InputBatch, InputSpecError, Vocabulary, generate, input_key, normalise_input_spec
+from interp_checks.inputs.generators import (
+    DEFAULT_MAX_INPUT_TOKENS,
+    InputBatch,
+    InputSpecError,
+    Vocabulary,
+    check_input_size,
+    generate,
+    input_key,
+    normalise_input_spec,
+)
 from interp_checks.results import ERROR, ClaimResult, ExpectationResult
 from interp_checks.stats import (
     Evaluation,
@@ -57,6 +66,7 @@ class Settings:
     null_seed: int = 0
     null_draws: int = 5
     bindings: Mapping[str, str] = field(default_factory=dict)
+    max_input_tokens: int | None = DEFAULT_MAX_INPUT_TOKENS  # per claim, checked before allocating; None: no limit
 
 
 @dataclass
@@ -169,6 +179,7 @@ class Engine:
             )
         try:
             inputs = normalise_input_spec(_resolve_input_paths(spec.inputs, spec.base_dir))
+            check_input_size(inputs, self.settings.max_input_tokens)
         except (InputSpecError, ValueError) as error:
             raise fail(str(error)) from None
         texts = {MODEL: spec.model}
@@ -200,7 +211,7 @@ class Engine:
 
     def _batch_for(self, model: Any, claim: PreparedClaim) -> InputBatch:
         vocab = Vocabulary(model.d_vocab, model.n_ctx, model.bos_token_id, frozenset(model.special_token_ids), model.tokenizer)
-        return generate(claim.inputs, vocab, claim.spec.seed)
+        return generate(claim.inputs, vocab, claim.spec.seed, max_tokens=self.settings.max_input_tokens)
 
     def _run_group(self, claims: list[PreparedClaim]) -> None:
         """All claims on one input spec: one chunked forward pass per distinct model (the union of
@@ -249,7 +260,7 @@ class Engine:
                     claim.error = str(error)
                     continue
                 except Exception as error:  # a check's bug: report it on this claim, keep the others
-                    claim.error = f"check {claim.check.name} failed: {type(error).__name__}: {error}"
+                    claim.error = _internal_error(f"check {claim.check.name}", "measuring", error)
                     continue
                 for stat, array in values.items():
                     claim.measurements[stat].append(np.asarray(array, dtype=float))
@@ -258,8 +269,15 @@ class Engine:
                 for draw, twin in enumerate(draws):
                     null_activations = capture(twin.bridge, tokens[key], merged_null[key])
                     for claim in claims:
-                        if claim.prepared.null_needs is not None and claim.model_key == key and claim.error is None:
-                            null = claim.check.measure_null(claim.prepared, null_activations, chunks[key])
+                        if claim.error is None and claim.prepared.null_needs is not None and claim.model_key == key:
+                            try:
+                                null = claim.check.measure_null(claim.prepared, null_activations, chunks[key])
+                            except (ValueError, CheckError) as error:
+                                claim.error = str(error)
+                                continue
+                            except Exception as error:  # a check's bug: report it on this claim, keep the others
+                                claim.error = _internal_error(f"check {claim.check.name}", "measuring the null", error)
+                                continue
                             claim.null_measurements[draw].append(np.asarray(null, dtype=float))
                     del null_activations
         shared = (time.perf_counter() - start) / len(claims)
@@ -354,11 +372,15 @@ class Engine:
             result.adjust, result.alpha = self.settings.adjust, self.settings.alpha
 
     def evaluate(self, specs: Iterable[ClaimSpec], *, family: Family | str | None = None) -> list[ClaimResult]:
-        """Evaluate claims together: shared forward passes, one multiplicity family. Never raises for bad claims.
+        """Evaluate claims together: shared forward passes, one multiplicity family.
 
         ``family`` is the session's :class:`Family` (claims judged across calls share it); a name or
         None makes a new family of exactly these claims.
-        """
+
+        Never raises for one claim's sake: a claim that cannot be prepared, run or judged becomes an
+        ``error`` result naming its file and id (an unexpected exception reads as an internal error
+        to report), and the other claims carry on. When a shared pass fails, its claims are run one
+        by one, so only the claims whose own run fails get the error."""
         specs = list(specs)
         if not isinstance(family, Family):
             family = Family(name=family or "claims", size=len(specs))
@@ -372,32 +394,67 @@ class Engine:
                 prepared.append((index, self.prepare(spec)))
             except ClaimFileError as error:
                 results[index] = ClaimResult(spec, ERROR, error=str(error))
+            except Exception as error:  # a bug, not the claim's fault: report it on this claim only
+                message = _internal_error(f"check {spec.check}", "preparing the claim", error)
+                results[index] = ClaimResult(spec, ERROR, error=f"{spec.path}, claim {spec.id!r}: {message}")
 
         groups: dict[str, list[tuple[int, PreparedClaim]]] = defaultdict(list)
         for index, claim in prepared:
             groups[claim.input_key].append((index, claim))
         for members in groups.values():
-            claims = [claim for _, claim in members]
-            try:
-                self._run_group(claims)
-            except (InputSpecError, RuntimeError, ValueError) as error:
-                for index, claim in members:
-                    message = f"{claim.spec.path}, claim {claim.spec.id!r}: running inputs {claim.inputs} on {claim.describe_models()} failed: {error}"
-                    results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.describe_models())
-                continue
-            for index, claim in members:
-                if claim.error is not None:
-                    message = f"{claim.spec.path}, claim {claim.spec.id!r}: {claim.error}"
-                    results[index] = ClaimResult(claim.spec, ERROR, error=message, model=claim.describe_models())
-                    continue
-                try:
-                    results[index] = self._evaluate_claim(claim)
-                except ValueError as error:
-                    results[index] = ClaimResult(claim.spec, ERROR, error=f"{claim.spec.path}, claim {claim.spec.id!r}: {error}")
+            failure = self._run_claims([claim for _, claim in members])
+            if failure is not None and len(members) > 1:
+                # Rerun one by one: a claim whose run fails alone must not take its group with it.
+                outcomes = [(index, claim, self._run_claims([claim])) for index, claim in members]
+            else:
+                outcomes = [(index, claim, failure) for index, claim in members]
+            for index, claim, error in outcomes:
+                results[index] = self._result_of(claim, error)
 
         ordered = [results[i] for i in range(len(specs))]
         self._adjust_and_decide(ordered, family)
         return ordered
+
+    def _run_claims(self, claims: list[PreparedClaim]) -> str | None:
+        """Run claims as one group; None, or why the shared run failed (a message, not an exception)."""
+        for claim in claims:  # a rerun starts clean
+            claim.measurements, claim.null_measurements, claim.error = defaultdict(list), defaultdict(list), None
+        try:
+            self._run_group(claims)
+        except MemoryError as error:
+            return (
+                f"ran out of memory ({error or 'MemoryError'}); lower the inputs' n or sequence length, "
+                "or --interp-batch-size"
+            )
+        except (InputSpecError, RuntimeError, ValueError) as error:
+            return str(error)
+        except Exception as error:  # a bug in the engine or a loader: report it on these claims only
+            return _internal_error("the engine", "running the inputs through the models", error)
+        return None
+
+    def _result_of(self, claim: PreparedClaim, group_error: str | None) -> ClaimResult:
+        spec = claim.spec
+        where = f"{spec.path}, claim {spec.id!r}"
+        if group_error is not None:
+            message = f"{where}: running inputs {claim.inputs} on {claim.describe_models()} failed: {group_error}"
+            return ClaimResult(spec, ERROR, error=message, model=claim.describe_models())
+        if claim.error is not None:
+            return ClaimResult(spec, ERROR, error=f"{where}: {claim.error}", model=claim.describe_models())
+        try:
+            return self._evaluate_claim(claim)
+        except ValueError as error:
+            return ClaimResult(spec, ERROR, error=f"{where}: {error}", model=claim.describe_models())
+        except Exception as error:  # a bug in the statistics: this claim only
+            message = _internal_error("the statistics", "judging the measurements", error)
+            return ClaimResult(spec, ERROR, error=f"{where}: {message}", model=claim.describe_models())
+
+
+def _internal_error(component: str, stage: str, error: BaseException) -> str:
+    """The message for an exception no validation foresaw: a bug to report, not the user's to fix."""
+    return (
+        f"internal error in {component} while {stage} ({type(error).__name__}: {error}); this is a bug, not a "
+        "mistake in the claim: please report it with the claim file"
+    )
 
 
 def passes(result: ClaimResult, *, inconclusive: str = "fail") -> str:

@@ -41,6 +41,8 @@ OPT_REPORT = "--interp-report"
 OPT_RESAMPLES = "--interp-resamples"
 OPT_BATCH_SIZE = "--interp-batch-size"
 OPT_NULL_DRAWS = "--interp-null-draws"
+OPT_MAX_INPUT_TOKENS = "--interp-max-input-tokens"  # = inputs.generators.MAX_INPUT_TOKENS_OPTION
+DEFAULT_MAX_INPUT_TOKENS = 2**22  # = inputs.generators.DEFAULT_MAX_INPUT_TOKENS (not imported: it is heavy)
 
 CLAIM_FILE_SUFFIX = ".claims.yaml"
 RESULT_PROPERTY = "interp_claim"
@@ -86,6 +88,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=5,
         help="random initialisations pooled into a random-weights null (each is one draw of the null). Default: 5.",
     )
+    group.addoption(
+        OPT_MAX_INPUT_TOKENS,
+        type=int,
+        default=DEFAULT_MAX_INPUT_TOKENS,
+        metavar="N",
+        help="the most tokens one claim's inputs may hold (n x sequence length; text: characters), checked "
+        "before anything is allocated; a claim asking for more is an error. "
+        f"Default: {DEFAULT_MAX_INPUT_TOKENS} (2**22).",
+    )
 
 
 @dataclass
@@ -114,6 +125,7 @@ class SessionState:
             batch_size=option(OPT_BATCH_SIZE),
             null_draws=option(OPT_NULL_DRAWS),
             bindings=bindings,
+            max_input_tokens=option(OPT_MAX_INPUT_TOKENS),
         )
 
     def get_engine(self) -> "Engine":
@@ -167,6 +179,8 @@ def _validate_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{OPT_BATCH_SIZE} must be at least 1")
     if config.getoption(OPT_NULL_DRAWS) < 1:
         raise pytest.UsageError(f"{OPT_NULL_DRAWS} must be at least 1")
+    if config.getoption(OPT_MAX_INPUT_TOKENS) < 1:
+        raise pytest.UsageError(f"{OPT_MAX_INPUT_TOKENS} must be at least 1")
     for text in config.getoption(OPT_MODEL):
         if "=" not in text:
             raise pytest.UsageError(f"{OPT_MODEL} expects NAME=SPEC (e.g. candidate=hf:./ckpt), got {text!r}")
@@ -226,7 +240,13 @@ class ClaimFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         from interp_checks.claims.schema import ClaimSpec, load_claim_file
 
-        parsed = load_claim_file(self.path)
+        try:
+            parsed = load_claim_file(self.path)
+        except Exception as error:  # a bug in the schema: this file fails, the session goes on
+            from interp_checks.claims.schema import ClaimFile as ParsedFile, ClaimFileError
+
+            message = f"internal error while reading the file ({type(error).__name__}: {error}); please report it"
+            parsed = ParsedFile(self.path, [], ClaimFileError(self.path, message))
         if parsed.error is not None:
             spec = ClaimSpec(FILE_ERROR_ITEM, self.path, 0, error=parsed.error)
             yield ClaimItem.from_parent(self, name=FILE_ERROR_ITEM, spec=spec)

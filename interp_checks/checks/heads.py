@@ -155,6 +155,11 @@ class HeadRoleCheck:
                 "max_score takes a one-sided expectation: '< t' (no head of the group reaches t) or '>= t' "
                 "(some head does); for a band, write two claims"
             )
+        if key == "heads_with_role" and getattr(expect.get("score"), "op", None) == "between":
+            raise CheckError(
+                "heads_with_role needs a one-sided score expectation such as \">= 0.5\": every other head must "
+                "meet its opposite, and 'between' has no one-sided opposite"
+            )
 
         statistics: list[str] = []
         source: dict[str, str] = {}

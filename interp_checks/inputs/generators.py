@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -22,6 +23,45 @@ from jaxtyping import Bool, Int
 
 class InputSpecError(ValueError):
     """An ``inputs:`` block names an unknown generator or gives it bad parameters."""
+
+
+class InputSizeError(InputSpecError):
+    """An ``inputs:`` block asks for more tokens than the run's limit allows (checked before allocating)."""
+
+
+# The most tokens one claim's inputs may hold unless the run raises the limit. Token ids (int64),
+# validity and region masks and character offsets cost about 30 bytes a token before any model
+# runs, and every token then goes through the model (and its random twin, or a baseline): 2**22
+# tokens is ~130 MB of inputs and minutes of CPU per model, within a laptop's means; 10**9 tokens
+# (a typo'd n) would be ~30 GB. Raised with --interp-max-input-tokens (pytest) or
+# Settings.max_input_tokens (Python).
+DEFAULT_MAX_INPUT_TOKENS = 2**22
+MAX_INPUT_TOKENS_OPTION = "--interp-max-input-tokens"  # the pytest option (plugin.OPT_MAX_INPUT_TOKENS)
+
+# No integer parameter of an input generator may exceed this (numpy draws use int64; counts this
+# large are typos). Generators may declare tighter limits (``limits=`` of ``register_generator``).
+MAX_INT_PARAMETER = 2**31 - 1
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, for error messages about values users wrote."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """JSON-able plain data: what a claim file can write and an input key can hash."""
+    if depth > 20:
+        return False
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item, depth + 1) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 @dataclass(frozen=True)
@@ -110,16 +150,45 @@ class Generator:
     defaults: Mapping[str, Any]
     make: Callable[[dict[str, Any], Vocabulary, np.random.Generator], tuple[np.ndarray, dict[str, Any]]]
     description: str
+    # An upper bound on the tokens (for text generators: characters) the parameters ask for, so the
+    # size limit is checked before anything is allocated; None: checked only after generating.
+    size: Callable[[dict[str, Any]], int] | None = None
+    limits: Mapping[str, int] = field(default_factory=dict)  # tighter maxima of integer parameters
+    unit: str = "tokens"  # what ``size`` counts: "tokens", or "characters" for text generators
 
 
 _GENERATORS: dict[str, Generator] = {}
 
 
-def register_generator(name: str, *, defaults: Mapping[str, Any], description: str) -> Callable:
-    """Decorator: register ``fn(params, vocab, rng) -> (tokens, meta)`` as input kind ``name``."""
+def _default_size(params: Mapping[str, Any]) -> int | None:
+    """n x seq_len for a generator that takes both (a fair guess for token generators), else unknown."""
+    n, seq_len = params.get("n"), params.get("seq_len")
+    if isinstance(n, int) and isinstance(seq_len, int):
+        return n * seq_len
+    return None
+
+
+def register_generator(
+    name: str,
+    *,
+    defaults: Mapping[str, Any],
+    description: str,
+    size: Callable[[dict[str, Any]], int] | None = None,
+    limits: Mapping[str, int] | None = None,
+    unit: str = "tokens",
+) -> Callable:
+    """Decorator: register ``fn(params, vocab, rng) -> (tokens, meta)`` as input kind ``name``.
+
+    ``size(params)`` should return an upper bound on the tokens (or, for text, characters) the
+    parameters make, so oversized inputs are refused before any memory is allocated; without it
+    the default guess is ``n * seq_len`` when the generator takes both, and the size is otherwise
+    checked on the generated batch. ``unit`` says what ``size`` counts (``"characters"`` for text
+    generators: a character is at most about one token for the usual tokenizers). ``limits`` caps
+    integer parameters (e.g. a recursion depth).
+    """
 
     def decorate(fn: Callable) -> Callable:
-        _GENERATORS[name] = Generator(name, dict(defaults), fn, description)
+        _GENERATORS[name] = Generator(name, dict(defaults), fn, description, size, dict(limits or {}), unit)
         return fn
 
     return decorate
@@ -130,14 +199,24 @@ def available_generators() -> dict[str, Generator]:
 
 
 def normalise_input_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill defaults and reject unknown kinds or keys, so equal specs compare (and hash) equal."""
+    """Fill defaults and reject unknown kinds, keys or ill-typed values, so equal specs compare
+    (and hash) equal and every value is plain data. Raises InputSpecError saying what to write."""
+    example = "{kind: repeated_random_tokens, seq_len: 32, n: 64}"
     if not isinstance(spec, Mapping):
-        raise InputSpecError(f"inputs must be a mapping like {{kind: repeated_random_tokens, seq_len: 32, n: 64}}, got {spec!r}")
+        raise InputSpecError(f"inputs must be a mapping like {example}, got {_short(spec)}")
+    known = ", ".join(sorted(_GENERATORS))
+    odd_keys = [key for key in spec if not isinstance(key, str)]
+    if odd_keys:
+        raise InputSpecError(f"inputs keys must be parameter names, got {_short(odd_keys[0])}; write e.g. {example}")
     kind = spec.get("kind")
+    if not isinstance(kind, str):
+        raise InputSpecError(
+            f"inputs.kind must be the name of an input generator (a string), got {_short(kind)}. Known kinds: {known}"
+        )
     if kind not in _GENERATORS:
-        close = difflib.get_close_matches(str(kind), list(_GENERATORS), n=1)
+        close = difflib.get_close_matches(kind, list(_GENERATORS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise InputSpecError(f"unknown inputs kind {kind!r}.{hint} Known kinds: {', '.join(sorted(_GENERATORS))}")
+        raise InputSpecError(f"unknown inputs kind {kind!r}.{hint} Known kinds: {known}")
     generator = _GENERATORS[kind]
     unknown = set(spec) - {"kind"} - set(generator.defaults)
     if unknown:
@@ -146,12 +225,63 @@ def normalise_input_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         )
     params = {**generator.defaults, **{k: v for k, v in spec.items() if k != "kind"}}
     for key, default in generator.defaults.items():
-        if isinstance(default, bool):
-            if not isinstance(params[key], bool):
-                raise InputSpecError(f"inputs.{key} must be true or false, got {params[key]!r}")
-        elif isinstance(default, int) and (not isinstance(params[key], int) or isinstance(params[key], bool) or params[key] < 1):
-            raise InputSpecError(f"inputs.{key} must be a positive integer, got {params[key]!r}")
+        params[key] = _check_parameter(generator, key, default, params[key])
     return {"kind": kind, **params}
+
+
+def _check_parameter(generator: Generator, key: str, default: Any, value: Any) -> Any:
+    """One parameter, checked against the type of its default (and its limit); returns it normalised."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise InputSpecError(f"inputs.{key} must be true or false, got {_short(value)}")
+    elif isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputSpecError(f"inputs.{key} must be a positive integer, got {_short(value)}")
+        limit = generator.limits.get(key, MAX_INT_PARAMETER)
+        if value > limit:
+            raise InputSpecError(f"inputs.{key} must be at most {limit:,} for kind {generator.name!r}, got {value:,}")
+    elif isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not _is_plain(float(value)):
+            raise InputSpecError(f"inputs.{key} must be a finite number, got {_short(value)}")
+    elif isinstance(default, str):
+        if isinstance(value, os.PathLike):  # Python claims may pass a Path
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise InputSpecError(f"inputs.{key} must be a string (default {default!r}), got {_short(value)}")
+    elif not _is_plain(value):
+        raise InputSpecError(
+            f"inputs.{key} must be plain data (a number, string, true/false, list or mapping), got {_short(value)}"
+        )
+    return value
+
+
+def input_size(spec: Mapping[str, Any]) -> int | None:
+    """An upper bound on the tokens (text generators: characters) a normalised spec asks for, or None."""
+    generator = _GENERATORS[spec["kind"]]
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    return generator.size(params) if generator.size is not None else _default_size(params)
+
+
+def _size_error(spec: Mapping[str, Any], size: int, max_tokens: int, unit: str) -> InputSizeError:
+    counts = ", ".join(f"{k}={v:,}" for k, v in spec.items() if isinstance(v, int) and not isinstance(v, bool))
+    asked = f"{size:,} {unit}" if unit == "tokens" else f"{size:,} {unit} of text (each counted as a token)"
+    return InputSizeError(
+        f"inputs {spec['kind']} ({counts}) ask for about {asked}, over the limit of {max_tokens:,} tokens per "
+        f"claim (it keeps one claim from exhausting memory: each token costs about 30 bytes before any model runs, "
+        f"and runs through every model of the claim). Lower n (or the sequence length), or raise the limit with "
+        f"{MAX_INPUT_TOKENS_OPTION}=N (Settings(max_input_tokens=N) from Python)"
+    )
+
+
+def check_input_size(spec: Mapping[str, Any], max_tokens: int | None) -> None:
+    """Refuse a normalised spec whose estimated size exceeds ``max_tokens`` (None: no limit), before
+    anything is allocated. Text generators are measured in characters, an upper bound on tokens for
+    the usual tokenizers; the tokenized batch is checked again by :func:`generate`."""
+    if max_tokens is None:
+        return
+    size = input_size(spec)
+    if size is not None and size > max_tokens:
+        raise _size_error(spec, size, max_tokens, _GENERATORS[spec["kind"]].unit)
 
 
 def input_key(spec: Mapping[str, Any], seed: int) -> str:
@@ -160,17 +290,28 @@ def input_key(spec: Mapping[str, Any], seed: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int) -> InputBatch:
-    """The batch for a normalised spec. The RNG is seeded by (seed, spec), never by claim id."""
+def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int, *, max_tokens: int | None = None) -> InputBatch:
+    """The batch for a normalised spec. The RNG is seeded by (seed, spec), never by claim id.
+
+    ``max_tokens``: refuse (InputSizeError) a spec whose estimated size exceeds it before generating,
+    and a generated batch larger than it (for generators whose size cannot be estimated)."""
     spec = normalise_input_spec(spec)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InputSpecError(f"seed must be a non-negative integer, got {_short(seed)}")
+    check_input_size(spec, max_tokens)
     generator = _GENERATORS[spec["kind"]]
     params = {k: v for k, v in spec.items() if k != "kind"}
     entropy = int(input_key(spec, seed), 16)
     rng = np.random.default_rng([seed, entropy])
     made = generator.make(params, vocab, rng)
     if isinstance(made, TextSamples):
-        return tokenize_texts(made, vocab, spec["kind"], params, seed)
+        batch = tokenize_texts(made, vocab, spec["kind"], params, seed)
+        if max_tokens is not None and batch.tokens.size > max_tokens:
+            raise _size_error(spec, int(batch.tokens.size), max_tokens, "tokens")
+        return batch
     tokens, meta = made
+    if max_tokens is not None and tokens.size > max_tokens:
+        raise _size_error(spec, int(tokens.size), max_tokens, "tokens")
     if tokens.shape[1] > vocab.n_ctx:
         raise InputSpecError(
             f"inputs {spec['kind']} make sequences of {tokens.shape[1]} tokens but the model's context is "
@@ -225,6 +366,7 @@ def _with_bos(body: np.ndarray, vocab: Vocabulary, bos: bool) -> tuple[np.ndarra
 @register_generator(
     "repeated_random_tokens",
     defaults={"seq_len": 32, "n": 64, "bos": True},
+    size=lambda p: p["n"] * (2 * p["seq_len"] + 1),
     description="seq_len uniformly random tokens, then the same seq_len tokens again (after a BOS token)",
 )
 def repeated_random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator):
@@ -241,6 +383,7 @@ def repeated_random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.ra
 @register_generator(
     "random_tokens",
     defaults={"seq_len": 64, "n": 64, "bos": True},
+    size=lambda p: p["n"] * (p["seq_len"] + 1),
     description="seq_len uniformly random tokens (after a BOS token); a control without planted repeats",
 )
 def random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator):

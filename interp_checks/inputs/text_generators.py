@@ -38,6 +38,10 @@ _NEWLINE = re.compile("\n")
 _SPACE = re.compile(" ")
 _WORD = re.compile(r"\S+")
 
+# Deepest bracket nesting bracket_nesting draws (it recurses once per level; deeper is no test of a
+# model with a context of a few hundred tokens anyway).
+MAX_BRACKET_DEPTH = 64
+
 # How many candidate windows a generator may try per requested text before it settles for fewer
 # texts (e.g. a corpus of one short document cannot give 64 different windows).
 _ATTEMPTS_PER_TEXT = 8
@@ -122,6 +126,8 @@ def _collect(
 @register_generator(
     "corpus",
     defaults={"source": "stdlib", "split": "heldout", "n": 64, "chars": 700},
+    size=lambda p: p["n"] * p["chars"],
+    unit="characters",
     description="n windows of `chars` characters of real text, from a seeded sample of the source's documents",
 )
 def corpus(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator) -> TextSamples:
@@ -170,6 +176,8 @@ def _plant_repeat(window: str, span_chars: int, rng: np.random.Generator) -> tup
 @register_generator(
     "repeated_span_text",
     defaults={"source": "stdlib", "split": "heldout", "n": 64, "chars": 450, "span_chars": 80},
+    size=lambda p: p["n"] * (p["chars"] + p["span_chars"] + 1),
+    unit="characters",
     description="a real-text window with an earlier ~span_chars span copied again at a later line break (regions repeat, original)",
 )
 def repeated_span_text(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator) -> TextSamples:
@@ -285,6 +293,10 @@ def _closing_brackets(text: str) -> list[tuple[int, int]]:
 @register_generator(
     "bracket_nesting",
     defaults={"n": 64, "depth": 6, "length": 200},
+    # a statement nesting `depth` deep is rarely over 30 characters a level (measured: <= 26 at depth 64)
+    size=lambda p: p["n"] * (p["length"] + 40 * p["depth"]),
+    unit="characters",
+    limits={"depth": MAX_BRACKET_DEPTH},
     description="Python-like statements of nested (), [], {} up to `depth` deep, ~length chars (regions closing, deep_closing)",
 )
 def bracket_nesting(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator) -> TextSamples:
@@ -339,6 +351,9 @@ def _counting_items(rng: np.random.Generator, start_max: int, length: int) -> li
 @register_generator(
     "counting",
     defaults={"n": 64, "start_max": 50, "length": 40},
+    # an item is at most max(quoted 'September', digits) plus a separator; plus a `name = [` prefix
+    size=lambda p: p["n"] * (p["length"] * max(13, len(str(p["start_max"] + p["length"])) + 2) + 20),
+    unit="characters",
     description="`length` items counting up (numbers from 0..start_max, letters, weekdays, months; cycling) (region continuation)",
 )
 def counting(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator) -> TextSamples:
@@ -423,6 +438,8 @@ def _random_value(rng: np.random.Generator, chars: int) -> str:
 @register_generator(
     "far_copy",
     defaults={"source": "stdlib", "split": "heldout", "n": 64, "chars": 450, "span_chars": 40},
+    size=lambda p: p["n"] * (p["chars"] + 1),
+    unit="characters",
     description="`KEY = 'value'` first, real filler text, then `KEY = ` again and the value (region copied_value)",
 )
 def far_copy(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator) -> TextSamples:

@@ -118,15 +118,26 @@ class Where:
         return ", ".join(parts) or "all tokens"
 
 
+_WHERE_EXAMPLES = {"region": "e.g. region: repeat", "regex": "e.g. regex: '\\)'", "pattern": "e.g. pattern: induction_like"}
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_where(raw: Any) -> Where:
     """Validate a ``where:`` mapping (None or {} means every predicted token)."""
     if raw is None:
         return Where()
     if not isinstance(raw, Mapping):
-        raise TokenSetError(f"where must be a mapping such as {{region: repeat}}, got {raw!r}")
-    unknown = sorted(set(raw) - set(WHERE_KEYS))
+        raise TokenSetError(f"where must be a mapping such as {{region: repeat}}, got {_short(raw)}")
+    unknown = sorted((key for key in raw if key not in WHERE_KEYS), key=str)
     if unknown:
-        raise TokenSetError(f"where has no key {unknown[0]!r}; it takes {', '.join(WHERE_KEYS)}")
+        raise TokenSetError(f"where has no key {_short(unknown[0])}; it takes {', '.join(WHERE_KEYS)}")
+    for key in ("region", "regex", "pattern"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise TokenSetError(f"where.{key} must be a string ({_WHERE_EXAMPLES[key]}), got {_short(raw[key])}")
     if raw.get("pattern") is not None and raw["pattern"] not in PATTERNS:
         raise TokenSetError(f"unknown pattern {raw['pattern']!r}; patterns: {', '.join(PATTERNS)}")
     if raw.get("regex") is not None:

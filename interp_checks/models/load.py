@@ -235,6 +235,7 @@ def _load_hf(spec: ModelSpec, device: str) -> LoadedModel:
         # string for a Hub repo id.
         raise ModelSpecError(f"{spec.describe()}: {folder / 'config.json'} not found; nothing is downloaded")
     _refuse_remote_code(folder, spec)
+    _refuse_files_outside(folder, spec)
     _refuse_unsafe_pickles(folder)
     # We load the HF model ourselves (local files only, no remote code, eager attention) rather
     # than letting boot_transformers do it, to see transformers' loading report: TransformerLens
@@ -307,6 +308,42 @@ def _refuse_remote_code(folder: Path, spec: ModelSpec) -> None:
             f"refused: loading it would execute code from the checkpoint folder. Use a model whose "
             f"architecture transformers ships"
         )
+
+
+# Index files whose "weight_map" names the weight shards transformers opens (folder + name).
+HF_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def _refuse_files_outside(folder: Path, spec: ModelSpec) -> None:
+    """Refuse a sharded checkpoint whose index names shards outside its folder.
+
+    transformers opens ``folder / name`` for every shard its index names, so ``"../../x"`` or an
+    absolute path would make it read (and report on) any file. Names must be relative and must not
+    climb out with ``..``. Symlinks are allowed here, unlike in native checkpoints: the Hugging Face
+    cache stores every file of a snapshot folder as a symlink into a shared ``blobs`` folder.
+    """
+    for index_name in HF_INDEX_FILES:
+        index_path = folder / index_name
+        if not index_path.is_file():
+            continue
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelSpecError(f"{spec.describe()}: {index_path} is not valid JSON: {error}") from error
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise ModelSpecError(f"{spec.describe()}: {index_path} has no \"weight_map\" object; re-save the model with model.save_pretrained(folder)")
+        for name in sorted({value for value in weight_map.values() if isinstance(value, str)}):
+            path = Path(name)
+            if path.is_absolute() or ".." in path.parts or "\0" in name:
+                raise ModelSpecError(
+                    f"{spec.describe()}: {index_path} names the weight file {name!r}, outside {folder}; refused: "
+                    "shards must sit in the checkpoint folder and be named relative to it (re-save the model with "
+                    "model.save_pretrained(folder))"
+                )
+        bad = [value for value in weight_map.values() if not isinstance(value, str)]
+        if bad:
+            raise ModelSpecError(f"{spec.describe()}: {index_path}: every \"weight_map\" value must be a file name, got {bad[0]!r}")
 
 
 def _pickle_weight_files(folder: Path) -> list[Path]:

@@ -91,8 +91,10 @@ def read_native_config(folder: str | Path) -> dict[str, Any]:
         raise NativeFormatError(f"{config_path} is missing: a native checkpoint needs {CONFIG_FILE} and {WEIGHTS_FILE}")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise NativeFormatError(f"{config_path} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise NativeFormatError(f"{config_path}: expected a JSON object with \"format\": \"{FORMAT}\"")
     if config.get("format") != FORMAT:
         raise NativeFormatError(f"{config_path}: expected \"format\": \"{FORMAT}\", found {config.get('format')!r}")
     if not isinstance(config.get("architecture"), dict):
@@ -116,6 +118,26 @@ def boot_random(architecture: dict[str, Any], *, seed: int = 0, device: str | No
 
     bridge = TransformerBridge.boot_native(bridge_config(architecture, seed=seed), tokenizer=tokenizer, device=device)
     return bridge.eval()
+
+
+def file_inside(folder: Path, name: Any, *, named_by: Path, key: str) -> Path:
+    """The file ``name`` (as written in ``named_by``, under ``key``) of checkpoint ``folder``, which must
+    stay inside the folder: a relative path, no ``..`` out of it, not a symlink to a file outside.
+
+    A checkpoint is data from wherever it came from; a config that names ``../../etc/passwd`` or
+    ``/home/me/.ssh/id_rsa`` must not make the loader read (and echo parts of) that file.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise NativeFormatError(f"{named_by}: \"{key}\" must be a file name inside {folder} (e.g. \"tokenizer.json\"), got {name!r}")
+    fix = f"put the file in {folder} and name it relative to it (e.g. \"tokenizer.json\")"
+    if Path(name).is_absolute() or "\0" in name:
+        raise NativeFormatError(f"{named_by}: \"{key}\" is {name!r}, an absolute path; refused: {fix}")
+    root = folder.resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        how = "a symlink out of the checkpoint folder" if ".." not in Path(name).parts else "a path leading out of the checkpoint folder"
+        raise NativeFormatError(f"{named_by}: \"{key}\" is {name!r}, {how} (resolves to {target}); refused: {fix}")
+    return target
 
 
 def load_tokenizer(path: str | Path) -> Any:
@@ -150,11 +172,23 @@ def load_native(folder: str | Path, *, device: str | None = None) -> Any:
     config = read_native_config(folder)
     tokenizer = None
     if config.get("tokenizer"):
-        tokenizer_path = folder / config["tokenizer"]
+        tokenizer_path = file_inside(folder, config["tokenizer"], named_by=folder / CONFIG_FILE, key="tokenizer")
         if not tokenizer_path.is_file():
             raise NativeFormatError(f"{folder / CONFIG_FILE} names tokenizer {config['tokenizer']!r}, which is missing")
-        tokenizer = load_tokenizer(tokenizer_path)
-    bridge = boot_random(config["architecture"], seed=0, device=device, tokenizer=tokenizer)
+        try:
+            tokenizer = load_tokenizer(tokenizer_path)
+        except Exception as error:  # tokenizers' parser raises a bare Exception on malformed JSON
+            raise NativeFormatError(
+                f"{tokenizer_path} (named by {folder / CONFIG_FILE}) is not a tokenizers JSON file ({error}); "
+                "write it with tokenizer.save(path) or set \"tokenizer\": null"
+            ) from None
+    try:
+        bridge = boot_random(config["architecture"], seed=0, device=device, tokenizer=tokenizer)
+    except (TypeError, ValueError, AssertionError) as error:
+        raise NativeFormatError(
+            f"{folder / CONFIG_FILE}: \"architecture\" does not describe a model TransformerLens can build "
+            f"({error}); it takes the TransformerBridgeConfig fields {', '.join(ARCHITECTURE_FIELDS)}"
+        ) from error
     state = load_file(str(folder / WEIGHTS_FILE), device=str(device or "cpu"))
     missing, unexpected = bridge.load_state_dict(state, strict=False)
     if missing or unexpected:
