@@ -39,11 +39,11 @@ from interp_checks.inputs.generators import (
     input_key,
     normalise_input_spec,
 )
+from interp_checks.family import Family
 from interp_checks.results import ERROR, ClaimResult, ExpectationResult
 from interp_checks.stats import (
     Evaluation,
     Outcome,
-    adjust_p_values,
     claim_p_values,
     cluster_means,
     decide_claim,
@@ -67,37 +67,6 @@ class Settings:
     null_draws: int = 5
     bindings: Mapping[str, str] = field(default_factory=dict)
     max_input_tokens: int | None = DEFAULT_MAX_INPUT_TOKENS  # per claim, checked before allocating; None: no limit
-
-
-@dataclass
-class Family:
-    """The claims whose p-values are adjusted together, and what is known of them so far.
-
-    ``size`` is fixed up front (the claims a session collected, or the claims of one call): claims
-    not judged yet count as p = 1 (``adjust_p_values(..., family_size=)``), so a selection or a
-    re-run is never judged more leniently than the whole family would be. ``support`` and
-    ``refute`` keep the claim-level raw p-values of every claim judged so far; a later call (a
-    Python claim) is adjusted together with them. If more claims are judged than ``size`` foresaw,
-    the family grows to fit and ``grew`` records it (claims judged earlier kept the smaller size).
-    """
-
-    name: str = "session"
-    size: int = 0
-    support: list[float] = field(default_factory=list)
-    refute: list[float] = field(default_factory=list)
-    grew: bool = False
-
-    def adjust(self, support: list[float], refute: list[float], method: str) -> tuple[list[float], list[float]]:
-        """Add claims' raw p-values to the ledger; their adjusted values over the whole family."""
-        first = len(self.support)
-        self.support += support
-        self.refute += refute
-        if len(self.support) > self.size:
-            self.grew = self.size > 0
-            self.size = len(self.support)
-        adjusted_support = adjust_p_values(self.support, method, family_size=self.size)[first:]
-        adjusted_refute = adjust_p_values(self.refute, method, family_size=self.size)[first:]
-        return [float(p) for p in adjusted_support], [float(p) for p in adjusted_refute]
 
 
 @dataclass

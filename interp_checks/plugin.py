@@ -28,7 +28,8 @@ import pytest
 
 if TYPE_CHECKING:
     from interp_checks.claims.schema import ClaimSpec
-    from interp_checks.engine import Engine, Family, Settings
+    from interp_checks.engine import Engine, Settings
+    from interp_checks.family import Family
     from interp_checks.results import ClaimResult
 
 # Option names: the one place they are defined; tests and docs reuse these constants.
@@ -138,7 +139,7 @@ class SessionState:
     def get_family(self) -> "Family":
         """The session's multiplicity family (sized at collection; see the module docstring)."""
         if self.family is None:
-            from interp_checks.engine import Family
+            from interp_checks.family import Family
 
             self.family = Family(name="session", size=0)
         return self.family
@@ -223,6 +224,8 @@ def _claim_files_under(config: pytest.Config) -> Iterator[Path]:
 
 def _count_claims(paths: set[Path]) -> int:
     """Claims in these files; an unreadable file counts as one (its error item)."""
+    if not paths:
+        return 0
     from interp_checks.claims.schema import load_claim_file
 
     return sum(max(1, len(load_claim_file(path).claims)) for path in {p.resolve() for p in paths})
