@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from interp_checks import engine as engine_module
 from interp_checks.checks import base
-from interp_checks.checks.heads import HeadRoleCheck
+from interp_checks.checks.heads import ROLE_MASKS, HeadRoleCheck
 from interp_checks.claims.expect import parse_expectation
 from interp_checks.claims.schema import ClaimSpec
 from interp_checks.engine import ERROR, Engine, Settings
@@ -113,6 +114,9 @@ class _Buggy(HeadRoleCheck):
             raise KeyError("blocks.9.attn.hook_pattern")
         return super().measure(prepared, activations, batches)
 
+    def _mask(self, batch):
+        return ROLE_MASKS["induction_head"](torch.as_tensor(batch.tokens))
+
     def measure_null(self, prepared, activations, batch):
         if self.stage == "measure_null":
             raise AttributeError("'NoneType' object has no attribute 'tokens'")
@@ -133,8 +137,8 @@ def test_a_bug_in_a_check_is_reported_on_its_claim_as_an_internal_error(models, 
     claims = [spec(models, "good")] + [spec(models, stage, check=name) for stage, name in buggy_checks.items()]
     results = engine().evaluate(claims)
     assert_alone(results, set(buggy_checks), "please report it")
-    for result in results[1:]:
-        assert f"internal error in check {result.spec.check}" in result.error
+    for result, stage in zip(results[1:], ("preparing", "measuring", "measuring the null")):
+        assert f"internal error in check {result.spec.check} while {stage} " in result.error
 
 
 def test_a_failing_shared_pass_is_rerun_claim_by_claim(models):
