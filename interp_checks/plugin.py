@@ -410,6 +410,8 @@ class ReportCollector:
             "resamples": config.getoption(OPT_RESAMPLES),
             "device": config.getoption(OPT_DEVICE),
             "bindings": config.getoption(OPT_MODEL),
+            "null_draws": config.getoption(OPT_NULL_DRAWS),
+            "max_input_tokens": config.getoption(OPT_MAX_INPUT_TOKENS),
         }
         self.paths = write_reports(self.state.reported, folder, settings=settings)
 

@@ -206,6 +206,7 @@ def test_report_schema_and_markdown(pytester, random_native):
         assert exp[key] is not None
     assert claim["nodeid"].endswith("suite.claims.yaml::L1H0-induction")
     assert data["settings"]["adjust"] == "bh"
+    assert data["settings"]["null_draws"] == 5 and data["settings"]["max_input_tokens"] == 2**22
     markdown = (pytester.path / "out" / "report.md").read_text()
     assert "| `L1H0-induction` |" in markdown and "refuted" in markdown
     row = next(line for line in markdown.splitlines() if line.startswith("| `L1H0-induction` |"))
