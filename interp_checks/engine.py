@@ -219,17 +219,16 @@ class Engine:
                 if claim.error is not None:
                     continue
                 by_role = {role: str(loaded.spec) for role, loaded in claim.models.items()}
-                try:
-                    values = claim.check.measure(
+                values = _guarded(
+                    claim,
+                    "measuring",
+                    lambda: claim.check.measure(
                         claim.prepared,
                         {role: activations[key] for role, key in by_role.items()},
                         {role: chunks[key] for role, key in by_role.items()},
-                    )
-                except (ValueError, CheckError) as error:
-                    claim.error = str(error)
-                    continue
-                except Exception as error:  # a check's bug: report it on this claim, keep the others
-                    claim.error = _internal_error(f"check {claim.check.name}", "measuring", error)
+                    ),
+                )
+                if values is None:
                     continue
                 for stat, array in values.items():
                     claim.measurements[stat].append(np.asarray(array, dtype=float))
@@ -239,15 +238,13 @@ class Engine:
                     null_activations = capture(twin.bridge, tokens[key], merged_null[key])
                     for claim in claims:
                         if claim.error is None and claim.prepared.null_needs is not None and claim.model_key == key:
-                            try:
-                                null = claim.check.measure_null(claim.prepared, null_activations, chunks[key])
-                            except (ValueError, CheckError) as error:
-                                claim.error = str(error)
-                                continue
-                            except Exception as error:  # a check's bug: report it on this claim, keep the others
-                                claim.error = _internal_error(f"check {claim.check.name}", "measuring the null", error)
-                                continue
-                            claim.null_measurements[draw].append(np.asarray(null, dtype=float))
+                            null = _guarded(
+                                claim,
+                                "measuring the null",
+                                lambda: claim.check.measure_null(claim.prepared, null_activations, chunks[key]),
+                            )
+                            if null is not None:
+                                claim.null_measurements[draw].append(np.asarray(null, dtype=float))
                     del null_activations
         shared = (time.perf_counter() - start) / len(claims)
         for claim in claims:
@@ -424,6 +421,17 @@ def _internal_error(component: str, stage: str, error: BaseException) -> str:
         f"internal error in {component} while {stage} ({type(error).__name__}: {error}); this is a bug, not a "
         "mistake in the claim: please report it with the claim file"
     )
+
+
+def _guarded(claim: PreparedClaim, doing: str, call: Any) -> Any:
+    """``call()``, or None with ``claim.error`` set: a check's error (or bug) stays on its own claim."""
+    try:
+        return call()
+    except (ValueError, CheckError) as error:
+        claim.error = str(error)
+    except Exception as error:  # a check's bug: report it on this claim, keep the others
+        claim.error = _internal_error(f"check {claim.check.name}", doing, error)
+    return None
 
 
 def passes(result: ClaimResult, *, inconclusive: str = "fail") -> str:
