@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from interp_checks.figures import Figure
+
 if TYPE_CHECKING:
     from interp_checks.claims.schema import ClaimSpec
     from interp_checks.stats import Evaluation
@@ -65,6 +67,7 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
     deciding: int | None = None
     p_value: float = float("nan")
+    figures: list[Figure] = field(default_factory=list)  # plot-ready pictures (see interp_checks.figures)
 
     @property
     def duration_s(self) -> float:

@@ -4,7 +4,8 @@ Schema ``interp-checks/2``. Within a version, keys are added, never renamed or d
 changed the meaning of ``effect_size`` (version 1: the smallest |d| over a claim's expectations;
 now: the effect size of the expectation that decided the verdict) and added ``p_value``,
 ``deciding_statistic``, ``family_size``, ``load_s``, ``measure_s`` and, per expectation,
-``unit``, ``estimand``, ``margin``, ``margin_sd``, ``null_draws``, ``effect_size_range`` and ``members``.
+``unit``, ``estimand``, ``margin``, ``margin_sd``, ``null_draws``, ``effect_size_range`` and ``members``; later
+``figures`` (plot-ready pictures, ``interp_checks.figures``).
 """
 
 from __future__ import annotations
@@ -82,4 +83,5 @@ def claim_record(result: ClaimResult, nodeid: str = "") -> dict[str, Any]:
         "error": result.error,
         "notes": result.notes,
         "expectations": [expectation_record(e) for e in result.expectations],
+        "figures": [figure.to_dict() for figure in result.figures],
     }
