@@ -19,12 +19,15 @@ from typing import Any
 
 def _list_checks(_: argparse.Namespace) -> int:
     from interp_checks.checks.base import available_checks
-    from interp_checks.inputs.generators import available_generators
+    from interp_checks.inputs.generators import available_generators, describe_inputs
 
     print("checks (claim families):")
     for name, check in sorted(available_checks().items()):
         keys = ", ".join(tuple(check.model_roles) + tuple(check.params))
         print(f"  {name:24} {check.description}; keys: {keys}; statistics: {', '.join(check.statistics)}")
+        defaults = getattr(check, "default_inputs", None)
+        shown = describe_inputs(defaults) if defaults else "none (claims must give inputs:)"
+        print(f"  {'':24} default inputs: {shown}")
     print("inputs kinds:")
     for name, generator in sorted(available_generators().items()):
         defaults = ", ".join(f"{k}={v}" for k, v in generator.defaults.items())

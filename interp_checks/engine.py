@@ -27,7 +27,7 @@ import numpy as np
 
 from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Needs, Prepared, get_check
 from interp_checks.claims.expect import negate
-from interp_checks.claims.schema import ClaimFileError, ClaimSpec
+from interp_checks.claims.schema import ClaimFileError, ClaimSpec, Problem, Tier, problems_error
 from interp_checks.runner import capture
 from interp_checks.inputs.generators import (
     DEFAULT_MAX_INPUT_TOKENS,
@@ -35,6 +35,7 @@ from interp_checks.inputs.generators import (
     InputSpecError,
     Vocabulary,
     check_input_size,
+    describe_inputs,
     generate,
     input_key,
     normalise_input_spec,
@@ -83,6 +84,7 @@ class PreparedClaim:
     null_measurements: dict[int, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
     sources: list[str] | None = None  # the document each input row was cut from (None: rows are independent)
     error: str | None = None  # set when this claim's own measurement failed; its group carries on
+    default_inputs: bool = False  # the claim gave no inputs: these are its check's defaults
 
     @property
     def model_key(self) -> str:
@@ -120,43 +122,97 @@ class Engine:
     # -- preparing ---------------------------------------------------------------------------------
 
     def prepare(self, spec: ClaimSpec) -> PreparedClaim:
-        """Resolve the model, validate the claim against the check and model. Raises ClaimFileError."""
-        from interp_checks.models.spec import ModelSpecError, parse_model_spec
+        """Resolve the model, validate the claim against the check and model. Raises ClaimFileError
+        naming every problem found, the most basic first (``claims.schema.Tier``): the schema's, an
+        unknown check, the check's keys (including what only the loaded model can tell, such as a
+        head outside it), then the inputs. Later checks run where the earlier ones leave enough to
+        check (no keys without a known check, no heads without a loaded model)."""
+        problems: list[Problem] = list(spec.problems)
+        check = self._check_of(spec, problems)
+        inputs, defaulted = self._inputs_of(spec, check, problems)
+        models, load_s = self._models_of(spec, check, problems) if check is not None else ({}, 0.0)
+        prepared = None
+        if check is not None and models and spec.expect:  # with no expectation parsed there is nothing to prepare
+            shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx) for role, m in models.items()}
+            params = {key: value for key, value in spec.params.items() if key not in check.model_roles}
+            try:
+                prepared = check.prepare(params, shapes, spec.expect)
+            except CheckError as error:
+                problems.append(Problem(Tier.KEYS, str(error)))
+            except Exception:
+                if not problems:
+                    raise  # a bug in the check: evaluate() reports it as an internal error
+                # a check may trip over keys already reported as problems; those are what to fix first
+        if problems:
+            raise problems_error(spec.path, spec.id, problems)
+        assert check is not None and prepared is not None and inputs is not None  # no problem means all were made
+        if defaulted:
+            prepared.notes.append(f"default inputs of check {check.name}: {describe_inputs(inputs)} (the claim gives no inputs:)")
+        return PreparedClaim(
+            spec, check, prepared, models, inputs, input_key(inputs, spec.seed), load_s=load_s, default_inputs=defaulted
+        )
 
-        load_s = 0.0
-
-        def fail(message: str) -> ClaimFileError:
-            return ClaimFileError(spec.path, message, spec.id)
-
+    @staticmethod
+    def _check_of(spec: ClaimSpec, problems: list[Problem]) -> Check | None:
+        """The claim's check, and the keys and statistics it does not know (as problems)."""
+        if not spec.check:  # the schema reported it
+            return None
         try:
             check = get_check(spec.check)
         except CheckError as error:
-            raise fail(str(error)) from None
+            problems.append(Problem(Tier.CHECK, str(error)))
+            return None
         unknown_params = sorted(set(spec.params) - set(check.params) - set(check.model_roles))
         if unknown_params:
             from interp_checks.claims.schema import CLAIM_KEYS
 
-            raise fail(
+            problems.append(Problem(Tier.KEYS, (
                 f"unknown key {unknown_params[0]!r} for check {check.name}; it takes "
                 f"{', '.join(check.model_roles + check.params)} besides {', '.join(CLAIM_KEYS)}"
-            )
+            )))
         unknown_stats = sorted(set(spec.expect) - set(check.statistics))
         if unknown_stats:
-            raise fail(
+            problems.append(Problem(Tier.KEYS, (
                 f"check {check.name} does not produce statistic {unknown_stats[0]!r}; "
                 f"it produces {', '.join(check.statistics)}"
-            )
-        try:
-            inputs = normalise_input_spec(_resolve_input_paths(spec.inputs, spec.base_dir))
-            check_input_size(inputs, self.settings.max_input_tokens)
-        except (InputSpecError, ValueError) as error:
-            raise fail(str(error)) from None
-        texts = {MODEL: spec.model}
+            )))
         for role in check.model_roles:
             if spec.params.get(role) is None:
-                raise fail(f"check {check.name} needs '{role}:', a model spec such as zoo:attn-only-1l")
-            texts[role] = str(spec.params[role])
-        models = {}
+                problems.append(Problem(Tier.KEYS, f"check {check.name} needs '{role}:', a model spec such as zoo:attn-only-1l"))
+        return check
+
+    def _inputs_of(self, spec: ClaimSpec, check: Check | None, problems: list[Problem]) -> tuple[dict[str, Any] | None, bool]:
+        """(normalised inputs, whether they are the check's defaults); None with a problem if unusable."""
+        defaulted = not spec.inputs
+        if defaulted:
+            if check is None:  # which defaults depends on the check, which has a problem of its own
+                return None, True
+            given = getattr(check, "default_inputs", None)
+            if not given:
+                problems.append(Problem(Tier.INPUTS, (
+                    f"check {check.name} has no default inputs: give 'inputs:', e.g. "
+                    "{kind: repeated_random_tokens, seq_len: 32, n: 64} (interp-checks checks lists the kinds)"
+                )))
+                return None, True
+        else:
+            given = spec.inputs
+        try:
+            inputs = normalise_input_spec(_resolve_input_paths(given, spec.base_dir))
+            check_input_size(inputs, self.settings.max_input_tokens)
+        except (InputSpecError, ValueError) as error:
+            where = f"the default inputs of check {check.name if check else spec.check} ({describe_inputs(given)}): " if defaulted else ""
+            problems.append(Problem(Tier.INPUTS, where + str(error)))
+            return None, defaulted
+        return inputs, defaulted
+
+    def _models_of(self, spec: ClaimSpec, check: Check, problems: list[Problem]) -> tuple[dict[str, Any], float]:
+        """The claim's models by role, loaded (from the session cache); {} if any cannot be."""
+        from interp_checks.models.spec import ModelSpecError, parse_model_spec
+
+        texts = {MODEL: spec.model} if spec.model else {}
+        texts.update({role: str(spec.params[role]) for role in check.model_roles if spec.params.get(role) is not None})
+        models: dict[str, Any] = {}
+        load_s = 0.0
         for role, text in texts.items():
             prefix = "" if role == MODEL else f"{role}: "
             try:
@@ -165,16 +221,11 @@ class Engine:
                 models[role] = self.models.get(model_spec, self.settings.device)
                 load_s += time.perf_counter() - started  # ~0 when an earlier claim loaded it
             except ModelSpecError as error:
-                raise fail(prefix + str(error)) from None
+                problems.append(Problem(Tier.KEYS, prefix + str(error)))
             except Exception as error:  # a loader failure must not take the other claims down
-                raise fail(f"{prefix}loading {text} failed: {type(error).__name__}: {error}") from error
-        shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx) for role, m in models.items()}
-        params = {key: value for key, value in spec.params.items() if key not in check.model_roles}
-        try:
-            prepared = check.prepare(params, shapes, spec.expect)
-        except CheckError as error:
-            raise fail(str(error)) from None
-        return PreparedClaim(spec, check, prepared, models, inputs, input_key(inputs, spec.seed), load_s=load_s)
+                problems.append(Problem(Tier.KEYS, f"{prefix}loading {text} failed: {type(error).__name__}: {error}"))
+        complete = MODEL in models and len(models) == 1 + len(check.model_roles)
+        return (models if complete else {}), load_s
 
     # -- measuring ---------------------------------------------------------------------------------
 
@@ -353,7 +404,7 @@ class Engine:
         results: dict[int, ClaimResult] = {}
         prepared: list[tuple[int, PreparedClaim]] = []
         for index, spec in enumerate(specs):
-            if spec.error is not None:
+            if spec.error is not None and not spec.problems:  # a file-level error: nothing of the claim to check
                 results[index] = ClaimResult(spec, ERROR, error=str(spec.error))
                 continue
             try:
@@ -402,7 +453,9 @@ class Engine:
         spec = claim.spec
         where = f"{spec.path}, claim {spec.id!r}"
         if group_error is not None:
-            message = f"{where}: running inputs {claim.inputs} on {claim.describe_models()} failed: {group_error}"
+            inputs = f"the default inputs of check {claim.check.name} " if claim.default_inputs else "inputs "
+            fix = " (the claim gives no inputs:; give inputs: that suit this model)" if claim.default_inputs else ""
+            message = f"{where}: running {inputs}{claim.inputs} on {claim.describe_models()} failed: {group_error}{fix}"
             return ClaimResult(spec, ERROR, error=message, model=claim.describe_models())
         if claim.error is not None:
             return ClaimResult(spec, ERROR, error=f"{where}: {claim.error}", model=claim.describe_models())

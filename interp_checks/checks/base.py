@@ -6,6 +6,8 @@ A check is the only place that knows what a claim family means. It declares
 * which activations it needs (TransformerLens hook names) and whether it needs logits, so the
   engine can share one forward pass between claims and cache nothing else;
 * which statistics it produces, one value per input sequence (the unit of sampling);
+* its default inputs (``default_inputs``, an ``inputs:`` mapping), used when a claim gives none:
+  large enough for a meaningful test, small enough to run in seconds on a CPU;
 * the statistic of the statistical null, measured on a random-weights twin of the model.
 
 It never loads models, computes p-values or writes reports: those belong to ``models/``,
@@ -103,6 +105,9 @@ class Check(Protocol):
     statistics: ClassVar[tuple[str, ...]]
     params: ClassVar[tuple[str, ...]]
     model_roles: ClassVar[tuple[str, ...]]  # claim keys, besides "model", whose values are model specs
+    # The inputs of a claim that gives no ``inputs:`` (an ``inputs:`` mapping with a kind; the engine
+    # records them in the result and notes that they were the default). None: claims must give inputs.
+    default_inputs: ClassVar[Mapping[str, Any] | None]
 
     def prepare(self, params: Mapping[str, Any], shapes: Mapping[str, ModelShape], expect: Mapping[str, Any]) -> Prepared:
         """Validate ``params`` against the models (by role) and say what to run. Raises CheckError."""

@@ -18,15 +18,25 @@ Everything that can be checked without a model is checked here, and every error 
 the claim id and the fix. A bad claim becomes a ``ClaimSpec`` carrying its error, so the file's
 other claims still run. Check-specific keys are validated later by the check itself, which knows
 the model's shape. Imports nothing heavy: the plugin collects files with it.
+
+A claim's problems are collected, not raised at the first one, and reported from the most basic
+up (``Tier``): the file (YAML, top-level shape), then the claim's own shape (a mapping with an id),
+then its check (missing or unknown), then its keys (unknown keys, values of the wrong type, a head
+outside the model, a statistic the check does not produce, an unparseable expectation), then the
+rest (inputs, their size). The engine adds what only the check and the model can tell and builds
+one message naming every problem in that order (:func:`problems_error`), so a bad ``inputs:`` never
+hides an unknown check. A claim without ``inputs:`` (here and in the file's defaults) gets its
+check's default inputs in the engine (``ClaimSpec.inputs`` stays empty).
 """
 
 from __future__ import annotations
 
 import difflib
+import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -49,15 +59,46 @@ MAX_EXPANDED_SIZE = 2**24
 MAX_NESTING = 64
 
 
-class ClaimFileError(ValueError):
-    """A claim file, or one claim in it, is malformed. ``str()`` names the file and the claim."""
+class Tier(enum.IntEnum):
+    """How basic a claim's problem is: a claim's problems are reported in this order (lowest first),
+    because fixing a basic one (the check's name) often changes what the later ones mean."""
 
-    def __init__(self, path: Path | str, message: str, claim_id: str | None = None):
+    SHAPE = 0  # the claim is not a mapping with a usable id
+    CHECK = 1  # 'check:' is missing or names no registered check
+    KEYS = 2  # unknown keys, ill-typed values, heads outside the model, statistics, expectations
+    INPUTS = 3  # the rest: inputs (kind, parameters, size)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a claim, with how basic it is."""
+
+    tier: Tier
+    message: str
+
+
+class ClaimFileError(ValueError):
+    """A claim file, or one claim in it, is malformed. ``str()`` names the file and the claim.
+
+    ``problems``: a claim's problems, most basic first (empty for a file-level error)."""
+
+    def __init__(self, path: Path | str, message: str, claim_id: str | None = None, problems: tuple[Problem, ...] = ()):
         self.path = Path(path)
         self.claim_id = claim_id
         self.message = message
+        self.problems = tuple(problems)
         where = f"{self.path}" + (f", claim {claim_id!r}" if claim_id else "")
         super().__init__(f"{where}: {message}")
+
+
+def problems_error(path: Path | str, claim_id: str, problems: list[Problem] | tuple[Problem, ...]) -> ClaimFileError:
+    """One error naming every problem of a claim, the most basic first ("2 problems: (1) ...; (2) ...")."""
+    ordered = tuple(sorted(problems, key=lambda problem: problem.tier))  # stable: same tier keeps its order
+    if len(ordered) == 1:
+        message = ordered[0].message
+    else:
+        message = f"{len(ordered)} problems: " + "; ".join(f"({i}) {p.message}" for i, p in enumerate(ordered, 1))
+    return ClaimFileError(path, message, claim_id, ordered)
 
 
 @dataclass
@@ -70,7 +111,7 @@ class ClaimSpec:
     statement: str = ""
     check: str = ""
     model: str = ""
-    inputs: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # empty: not given, the check's default inputs
     expect: dict[str, Comparison] = field(default_factory=dict)
     expect_text: dict[str, str] = field(default_factory=dict)
     expected: str = "supported"
@@ -78,11 +119,17 @@ class ClaimSpec:
     params: dict[str, Any] = field(default_factory=dict)
     marks: list[str] = field(default_factory=list)
     error: ClaimFileError | None = None
+    problems: list[Problem] = field(default_factory=list)  # what the schema found; ``error`` names them all
 
     @property
     def base_dir(self) -> Path:
         """Relative model paths resolve against the claim file's folder."""
         return self.path.parent
+
+    def add_problem(self, tier: Tier, message: str) -> None:
+        """Record a problem; ``error`` then names every problem so far, the most basic first."""
+        self.problems.append(Problem(tier, message))
+        self.error = problems_error(self.path, self.id, self.problems)
 
 
 @dataclass
@@ -222,7 +269,7 @@ def load_claim_file(path: Path | str) -> ClaimFile:
         model = data.get("model", "")
         if model is not None and not isinstance(model, str):
             raise ClaimFileError(path, f"model must be a model spec such as zoo:attn-only-2l, got {_short(model)}")
-        defaults = {"model": model or "", "seed": seed, "inputs": data.get("inputs") or {}}
+        defaults = {"model": model or "", "seed": seed, "inputs": data.get("inputs")}
     except ClaimFileError as error:
         return ClaimFile(path, [], error)
 
@@ -234,85 +281,112 @@ def load_claim_file(path: Path | str) -> ClaimFile:
 def _flag_duplicate_ids(specs: list[ClaimSpec]) -> None:
     seen: set[str] = set()
     for spec in specs:
-        if spec.id in seen and spec.error is None:
-            spec.error = ClaimFileError(spec.path, "this id is used twice in the file; ids must be unique", spec.id)
+        if spec.id in seen and not any(p.tier == Tier.SHAPE for p in spec.problems):
+            spec.add_problem(Tier.SHAPE, "this id is used twice in the file; ids must be unique")
         seen.add(spec.id)
 
 
 def _parse_claim(path: Path, index: int, raw: Any, defaults: dict[str, Any]) -> ClaimSpec:
+    """A claim as written; its problems (all of them that the schema can see) are in ``problems``."""
     fallback_id = f"claim-{index}"
     if not isinstance(raw, dict):
-        message = f"claim #{index} must be a mapping of keys such as id, check, expect; got {_short(raw)}"
-        return ClaimSpec(fallback_id, path, index, error=ClaimFileError(path, message, fallback_id))
+        spec = ClaimSpec(fallback_id, path, index)
+        spec.add_problem(Tier.SHAPE, f"claim #{index} must be a mapping of keys such as id, check, expect; got {_short(raw)}")
+        return spec
     given_id = raw.get("id")
     named = isinstance(given_id, (str, int, float)) and not isinstance(given_id, bool) and str(given_id) != ""
     claim_id = str(given_id) if named else fallback_id
     spec = ClaimSpec(claim_id, path, index)
-    try:
-        _fill_claim(spec, raw, defaults)
-    except ClaimFileError as error:
-        spec.error = error
+    for tier, message in _claim_problems(spec, raw, defaults):
+        spec.add_problem(tier, message)
     return spec
 
 
-def _fill_claim(spec: ClaimSpec, raw: dict[str, Any], defaults: dict[str, Any]) -> None:
-    def fail(message: str) -> ClaimFileError:
-        return ClaimFileError(spec.path, message, spec.id)
-
-    odd = _non_string_keys(raw)
-    if odd:
-        raise fail(f"claim keys must be names such as id, check, expect; got {_short(odd[0])}")
-    if raw.get("id") is None or raw.get("id") == "":
-        raise fail("every claim needs an 'id:' (letters, digits, '-', '_', '.')")
-    if not isinstance(raw["id"], (str, int, float)) or isinstance(raw["id"], bool):
-        raise fail(f"an id is a name (letters, digits, '-', '_', '.'), got {_short(raw['id'])}")
-    if not CLAIM_ID.match(spec.id):
-        raise fail("an id may contain only letters, digits, '-', '_' and '.' (it ends the pytest node id)")
+def _claim_problems(spec: ClaimSpec, raw: dict[str, Any], defaults: dict[str, Any]) -> Iterator[tuple[Tier, str]]:
+    """Fill ``spec`` from ``raw`` and yield every problem found, with its tier. Each key is checked
+    on its own, so one bad key never hides another."""
+    yield from _shape_problems(spec, raw)
     check = raw.get("check")
     if not isinstance(check, str) or not check:
-        raise fail("'check:' is missing; name a check such as induction_head")
-    spec.check = check
+        yield Tier.CHECK, "'check:' is missing; name a check such as induction_head"
+    else:
+        spec.check = check
+    yield from _key_problems(spec, raw, defaults)
+    yield from _expect_problems(spec, raw)
+    inputs = raw.get("inputs")
+    if inputs is None:
+        inputs = defaults["inputs"]
+    if inputs is not None and inputs != {}:  # none given: the engine uses the check's default inputs
+        if not isinstance(inputs, dict) or "kind" not in inputs:
+            yield Tier.INPUTS, (
+                "'inputs:' must be a mapping with a 'kind:', e.g. {kind: repeated_random_tokens, seq_len: 32, n: 64}, "
+                "or left out for the check's default inputs (interp-checks checks lists them)"
+            )
+        else:
+            spec.inputs = dict(inputs)
+
+
+def _shape_problems(spec: ClaimSpec, raw: dict[str, Any]) -> Iterator[tuple[Tier, str]]:
+    odd = _non_string_keys(raw)
+    if odd:
+        yield Tier.SHAPE, f"claim keys must be names such as id, check, expect; got {_short(odd[0])}"
+    if raw.get("id") is None or raw.get("id") == "":
+        yield Tier.SHAPE, "every claim needs an 'id:' (letters, digits, '-', '_', '.')"
+    elif not isinstance(raw["id"], (str, int, float)) or isinstance(raw["id"], bool):
+        yield Tier.SHAPE, f"an id is a name (letters, digits, '-', '_', '.'), got {_short(raw['id'])}"
+    elif not CLAIM_ID.match(spec.id):
+        yield Tier.SHAPE, "an id may contain only letters, digits, '-', '_' and '.' (it ends the pytest node id)"
+
+
+def _key_problems(spec: ClaimSpec, raw: dict[str, Any], defaults: dict[str, Any]) -> Iterator[tuple[Tier, str]]:
+    """The common keys other than check, expect and inputs; then the check's own keys' integers."""
     statement = raw.get("statement", "")
     if statement is not None and not isinstance(statement, (str, int, float)):
-        raise fail(f"statement must be text, got {_short(statement)}")
-    spec.statement = "" if statement is None else str(statement)
+        yield Tier.KEYS, f"statement must be text, got {_short(statement)}"
+    else:
+        spec.statement = "" if statement is None else str(statement)
     model = raw.get("model") or defaults["model"] or ""
     if not isinstance(model, str):
-        raise fail(f"model must be a model spec such as zoo:attn-only-2l, got {_short(model)}")
-    spec.model = model
-    if not spec.model:
-        raise fail("no model: give 'model:' in the claim or at the top of the file (e.g. zoo:attn-only-2l)")
-    inputs = raw.get("inputs", defaults["inputs"])
-    if not isinstance(inputs, dict) or "kind" not in inputs:
-        raise fail("'inputs:' must be a mapping with a 'kind:', e.g. {kind: repeated_random_tokens, seq_len: 32, n: 64}")
-    spec.inputs = dict(inputs)
+        yield Tier.KEYS, f"model must be a model spec such as zoo:attn-only-2l, got {_short(model)}"
+    elif not model:
+        yield Tier.KEYS, "no model: give 'model:' in the claim or at the top of the file (e.g. zoo:attn-only-2l)"
+    else:
+        spec.model = model
     seed = raw.get("seed", defaults["seed"])
     if _check_seed(seed):
-        raise fail(_check_seed(seed))
-    spec.seed = seed
+        yield Tier.KEYS, _check_seed(seed)
+    else:
+        spec.seed = seed
     expected = raw.get("expected", "supported")
     if not isinstance(expected, str) or expected not in EXPECTED_OUTCOMES:
-        raise fail(f"expected must be 'supported' or 'refuted', got {_short(expected)}")
-    spec.expected = expected
+        yield Tier.KEYS, f"expected must be 'supported' or 'refuted', got {_short(expected)}"
+    else:
+        spec.expected = expected
     marks = raw.get("marks", [])
     if not isinstance(marks, list) or not all(isinstance(m, str) and m.isidentifier() for m in marks):
-        raise fail("marks must be a list of names, e.g. [slow, induction]")
-    spec.marks = marks
+        yield Tier.KEYS, "marks must be a list of names, e.g. [slow, induction]"
+    else:
+        spec.marks = marks
+    spec.params = {key: value for key, value in raw.items() if isinstance(key, str) and key not in CLAIM_KEYS}
+    for key, value in spec.params.items():
+        huge = _int_beyond_64_bits(value)
+        if huge is not None:
+            yield Tier.KEYS, f"{key}: the integer {_short(huge)} is out of range; numbers in a claim must lie within +-2**63"
 
+
+def _expect_problems(spec: ClaimSpec, raw: dict[str, Any]) -> Iterator[tuple[Tier, str]]:
+    """Parse every expectation; each unparseable one is its own problem (the others still parse)."""
     expect = raw.get("expect")
     if not isinstance(expect, dict) or not expect:
-        raise fail("'expect:' must map a statistic to a comparison, e.g. {score: \">= 0.4\"}")
+        yield Tier.KEYS, "'expect:' must map a statistic to a comparison, e.g. {score: \">= 0.4\"}"
+        return
     for statistic, text in expect.items():
         try:
             spec.expect[str(statistic)] = parse_expectation(text)
         except ExpectationSyntaxError as error:
-            raise fail(f"expect.{statistic}: {error}") from None
+            yield Tier.KEYS, f"expect.{statistic}: {error}"
+            continue
         spec.expect_text[str(statistic)] = str(text)
-    spec.params = {key: value for key, value in raw.items() if key not in CLAIM_KEYS}
-    for key, value in spec.params.items():
-        huge = _int_beyond_64_bits(value)
-        if huge is not None:
-            raise fail(f"{key}: the integer {_short(huge)} is out of range; numbers in a claim must lie within +-2**63")
 
 
 def _int_beyond_64_bits(value: Any, depth: int = 0) -> int | None:

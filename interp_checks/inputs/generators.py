@@ -255,6 +255,12 @@ def _check_parameter(generator: Generator, key: str, default: Any, value: Any) -
     return value
 
 
+def describe_inputs(spec: Mapping[str, Any]) -> str:
+    """An ``inputs:`` mapping as a claim file writes it (``{kind: corpus, n: 64}``), for messages,
+    notes, progress lines and ``interp-checks checks``."""
+    return "{" + ", ".join(f"{key}: {value}" for key, value in spec.items()) + "}"
+
+
 def input_size(spec: Mapping[str, Any]) -> int | None:
     """An upper bound on the tokens (text generators: characters) a normalised spec asks for, or None."""
     generator = _GENERATORS[spec["kind"]]

@@ -78,7 +78,8 @@ def test_file_level_errors_name_the_file(tmp_path, text, fragment):
         ("{id: a, check: c, inputs: {kind: k}, expect: {score: 0.4}}", "is not a comparison string"),
         ("{id: a, check: c, inputs: {kind: k}, expect: {score: '>= 0.4'}, expected: maybe}", "expected must be"),
         ("{id: 'a b', check: c, inputs: {kind: k}, expect: {score: '>= 0.4'}}", "id may contain only"),
-        ("{id: a, check: c, expect: {score: '>= 0.4'}}", "'inputs:' must be a mapping"),
+        ("{id: a, check: c, inputs: 5, expect: {score: '>= 0.4'}}", "'inputs:' must be a mapping"),
+        ("{id: a, check: c, inputs: {n: 5}, expect: {score: '>= 0.4'}}", "or left out for the check's default inputs"),
     ],
 )
 def test_claim_level_errors_name_file_and_claim_and_spare_the_others(tmp_path, claim, fragment):
@@ -89,6 +90,14 @@ def test_claim_level_errors_name_file_and_claim_and_spare_the_others(tmp_path, c
     assert bad.error is not None and fragment in str(bad.error), str(bad.error)
     assert str(path) in str(bad.error)
     assert fine.error is None
+
+
+def test_a_claim_without_inputs_is_no_error_here_the_engine_gives_the_check_s_defaults(tmp_path):
+    parsed = load_claim_file(write(tmp_path, "model: zoo:m\nclaims:\n  - {id: a, check: c, expect: {score: '>= 0.4'}}\n"))
+    (claim,) = parsed.claims
+    assert claim.error is None and claim.inputs == {}
+    with_file_default = write(tmp_path, "model: zoo:m\ninputs: {kind: k}\nclaims:\n  - {id: a, check: c, expect: {score: '>= 0.4'}}\n")
+    assert load_claim_file(with_file_default).claims[0].inputs == {"kind": "k"}
 
 
 def test_duplicate_ids_are_flagged(tmp_path):
