@@ -19,6 +19,7 @@ when a shared forward pass fails) and becomes an ``error`` result naming the fil
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -41,6 +42,7 @@ from interp_checks.inputs.generators import (
     normalise_input_spec,
 )
 from interp_checks.family import Family
+from interp_checks.progress import GroupProgress, GroupStarted, ProgressCallback, ProgressEvent
 from interp_checks.results import ERROR, ClaimResult, ExpectationResult
 from interp_checks.stats import (
     Evaluation,
@@ -113,11 +115,15 @@ def _merge(needs: list[Needs]) -> Needs:
 class Engine:
     """Evaluates lists of claims. One engine per session keeps models loaded across calls."""
 
-    def __init__(self, settings: Settings, models: Any | None = None):
+    def __init__(self, settings: Settings, models: Any | None = None, progress: ProgressCallback | None = None):
+        """``progress``: called with plain-data events (``interp_checks.progress``) while claims are
+        measured; the engine itself never writes to a terminal."""
         from interp_checks.models.cache import ModelCache
 
         self.settings = settings
         self.models = models if models is not None else ModelCache()
+        self.progress = progress
+        self._open_group: GroupProgress | None = None  # the group being run, for its progress events
 
     # -- preparing ---------------------------------------------------------------------------------
 
@@ -233,11 +239,13 @@ class Engine:
         vocab = Vocabulary(model.d_vocab, model.n_ctx, model.bos_token_id, frozenset(model.special_token_ids), model.tokenizer)
         return generate(claim.inputs, vocab, claim.spec.seed, max_tokens=self.settings.max_input_tokens)
 
-    def _run_group(self, claims: list[PreparedClaim]) -> None:
+    def _run_group(self, claims: list[PreparedClaim], position: tuple[int, int] = (1, 1)) -> None:
         """All claims on one input spec: one chunked forward pass per distinct model (the union of
-        the hooks its claims need) and one per random-weights twin, every claim measuring each chunk."""
+        the hooks its claims need) and one per random-weights twin, every claim measuring each chunk.
+        ``position`` (this group, groups) is for the progress events."""
         import torch
 
+        group_start = time.perf_counter()
         models: dict[str, Any] = {}
         needs: dict[str, list[Needs]] = defaultdict(list)
         twins: dict[str, list[Any]] = {}
@@ -262,10 +270,13 @@ class Engine:
         merged = {key: _merge(n) for key, n in needs.items()}
         merged_null = {key: _merge(n) for key, n in null_needs.items()}
         size = self.settings.batch_size
-        for begin in range(0, sizes.pop(), size):
+        n = sizes.pop()
+        progress = self._group_started(claims, position, list(models), sum(len(d) for d in twins.values()), n, group_start)
+        for begin in range(0, n, size):
             chunks = {key: batch.rows(begin, begin + size) for key, batch in batches.items()}
             tokens = {key: torch.as_tensor(chunk.tokens, device=self.settings.device) for key, chunk in chunks.items()}
             activations = {key: capture(models[key].bridge, tokens[key], merged[key]) for key in models}
+            progress.advance(min(size, n - begin) * len(models), ", ".join(models))
             for claim in claims:
                 if claim.error is not None:
                     continue
@@ -297,9 +308,32 @@ class Engine:
                             if null is not None:
                                 claim.null_measurements[draw].append(np.asarray(null, dtype=float))
                     del null_activations
+                    progress.advance(min(size, n - begin), f"{key} random twin {draw + 1}")
+        progress.finish(completed=True)
         shared = (time.perf_counter() - start) / len(claims)
         for claim in claims:
             claim.measure_s += shared
+
+    def _group_started(
+        self, claims: list[PreparedClaim], position: tuple[int, int], models: list[str], twins: int, n: int, started: float
+    ) -> GroupProgress:
+        """Announce a group (its passes: ``n`` sequences through each model and twin) and return what
+        reports its chunks; ``_run_claims`` finishes it as failed if the run raises."""
+        inputs = f"{describe_inputs(claims[0].inputs)}, seed {claims[0].spec.seed}"
+        total = n * (len(models) + twins)
+        self._open_group = GroupProgress(self._notify, position, len(claims), total, started)
+        self._notify(GroupStarted(position[0], position[1], tuple(models), twins, inputs, len(claims), n, total))
+        return self._open_group
+
+    def _notify(self, event: ProgressEvent) -> None:
+        """Tell the progress callback; one that fails is dropped (with a warning), never the claims."""
+        if self.progress is None:
+            return
+        try:
+            self.progress(event)
+        except Exception as error:
+            warnings.warn(f"interp_checks: the progress callback failed ({type(error).__name__}: {error}); measuring goes on without it")
+            self.progress = None
 
     def _random_twins(self, spec: Any) -> list[Any]:
         """``null_draws`` random-weights twins of a model (seeds null_seed, null_seed + 1, ...)."""
@@ -418,11 +452,12 @@ class Engine:
         groups: dict[str, list[tuple[int, PreparedClaim]]] = defaultdict(list)
         for index, claim in prepared:
             groups[claim.input_key].append((index, claim))
-        for members in groups.values():
-            failure = self._run_claims([claim for _, claim in members])
+        for position, members in enumerate(groups.values(), 1):
+            where = (position, len(groups))
+            failure = self._run_claims([claim for _, claim in members], where)
             if failure is not None and len(members) > 1:
                 # Rerun one by one: a claim whose run fails alone must not take its group with it.
-                outcomes = [(index, claim, self._run_claims([claim])) for index, claim in members]
+                outcomes = [(index, claim, self._run_claims([claim], where)) for index, claim in members]
             else:
                 outcomes = [(index, claim, failure) for index, claim in members]
             for index, claim, error in outcomes:
@@ -432,12 +467,13 @@ class Engine:
         self._adjust_and_decide(ordered, family)
         return ordered
 
-    def _run_claims(self, claims: list[PreparedClaim]) -> str | None:
+    def _run_claims(self, claims: list[PreparedClaim], position: tuple[int, int] = (1, 1)) -> str | None:
         """Run claims as one group; None, or why the shared run failed (a message, not an exception)."""
         for claim in claims:  # a rerun starts clean
             claim.measurements, claim.null_measurements, claim.error = defaultdict(list), defaultdict(list), None
+        self._open_group = None
         try:
-            self._run_group(claims)
+            self._run_group(claims, position)
         except MemoryError as error:
             return (
                 f"ran out of memory ({error or 'MemoryError'}); lower the inputs' n or sequence length, "
@@ -447,6 +483,9 @@ class Engine:
             return str(error)
         except Exception as error:  # a bug in the engine or a loader: report it on these claims only
             return _internal_error("the engine", "running the inputs through the models", error)
+        finally:
+            if self._open_group is not None:  # a run that raised: its group ends, as failed
+                self._open_group.finish(completed=False)
         return None
 
     def _result_of(self, claim: PreparedClaim, group_error: str | None) -> ClaimResult:

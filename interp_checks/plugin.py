@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -43,6 +44,7 @@ OPT_RESAMPLES = "--interp-resamples"
 OPT_BATCH_SIZE = "--interp-batch-size"
 OPT_NULL_DRAWS = "--interp-null-draws"
 OPT_MAX_INPUT_TOKENS = "--interp-max-input-tokens"  # = inputs.generators.MAX_INPUT_TOKENS_OPTION
+OPT_PROGRESS = "--interp-progress"
 DEFAULT_MAX_INPUT_TOKENS = 2**22  # = inputs.generators.DEFAULT_MAX_INPUT_TOKENS (not imported: it is heavy)
 
 CLAIM_FILE_SUFFIX = ".claims.yaml"
@@ -98,6 +100,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "before anything is allocated; a claim asking for more is an error. "
         f"Default: {DEFAULT_MAX_INPUT_TOKENS} (2**22).",
     )
+    group.addoption(
+        OPT_PROGRESS,
+        choices=("auto", "on", "off"),  # = progress.PROGRESS_CHOICES (not imported here: keep this module light)
+        default="auto",
+        help="show what is being measured (models, inputs, sequences done of total): auto = a live status line on "
+        "a terminal, one line per group in logs at -v or more, nothing in logs otherwise; on = also in logs without "
+        "-v; off = never. Never on xdist workers. Default: auto.",
+    )
 
 
 @dataclass
@@ -133,8 +143,41 @@ class SessionState:
         if self.engine is None:
             from interp_checks.engine import Engine
 
-            self.engine = Engine(self.settings())
+            self.engine = Engine(self.settings(), progress=self.progress_display())
         return self.engine
+
+    def progress_display(self) -> Any:
+        """A ``progress.TerminalProgress`` on pytest's terminal per ``--interp-progress``, or None."""
+        from interp_checks.progress import TerminalProgress, choose_mode
+
+        config = self.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:  # -p no:terminal
+            return None
+        isatty = bool(reporter.isatty()) and os.environ.get("TERM") != "dumb"
+        worker = hasattr(config, "workerinput")
+        mode = choose_mode(config.getoption(OPT_PROGRESS), isatty=isatty, verbosity=config.get_verbosity(), worker=worker)
+        if mode is None:
+            return None
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        suspend = capture.global_and_fixture_disabled if capture is not None else None
+
+        def reopen(saved: Any) -> None:
+            """At the default verbosity pytest's line is the running test's file path and its dots: write
+            the path again so the test's dot lands after it (at -v pytest rewrites the test's name itself)."""
+            if isinstance(saved, Path):
+                reporter.write_fspath_result(os.path.relpath(saved, config.rootpath), "")
+
+        return TerminalProgress(
+            mode, config.get_terminal_writer(), reporter=reporter, suspend=suspend,
+            newline_after=config.get_verbosity() < 0, reopen=reopen,
+        )
+
+    def close_progress(self) -> None:
+        """Leave the terminal clean after an evaluation, whatever happened in it."""
+        display = getattr(self.engine, "progress", None)
+        if display is not None and hasattr(display, "close"):
+            display.close()
 
     def get_family(self) -> "Family":
         """The session's multiplicity family (sized at collection; see the module docstring)."""
@@ -157,6 +200,8 @@ class SessionState:
 
             message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
             results = [ClaimResult(item.spec, ERROR, error=message) for item in items]
+        finally:
+            self.close_progress()
         self.results = {item.nodeid: result for item, result in zip(items, results)}
 
 
@@ -252,7 +297,7 @@ class ClaimFile(pytest.File):
             parsed = ParsedFile(self.path, [], ClaimFileError(self.path, message))
         if parsed.error is not None:
             spec = ClaimSpec(FILE_ERROR_ITEM, self.path, 0, error=parsed.error)
-            yield ClaimItem.from_parent(self, name=FILE_ERROR_ITEM, spec=spec)
+            yield ClaimItem.from_parent(self, name=FILE_ERROR_ITEM, spec=spec, file_error=True)
             return
         for spec in parsed.claims:
             item = ClaimItem.from_parent(self, name=spec.id, spec=spec)
@@ -272,9 +317,12 @@ class ClaimFailure(Exception):
 
 
 class ClaimItem(pytest.Item):
-    def __init__(self, *, spec: "ClaimSpec", **kwargs: Any):
+    """One claim of a claim file; or, with ``file_error``, the one failing item of an unreadable file."""
+
+    def __init__(self, *, spec: "ClaimSpec", file_error: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.spec = spec
+        self.file_error = file_error
 
     def runtest(self) -> None:
         state = self.config.stash[STATE]
@@ -288,7 +336,10 @@ class ClaimItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"claim {self.spec.id}: {self.spec.statement or self.spec.check}"
+        """The failure header's name: the claim and its statement, or the file that could not be read."""
+        if self.file_error:
+            return self.path, None, f"claim file {self.parent.nodeid} could not be read"
+        return self.path, None, f"claim {self.spec.id}: {self.spec.statement or self.spec.check or 'no statement or check'}"
 
 
 def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> None:
@@ -455,7 +506,10 @@ class InterpFixture:
         from interp_checks.report.schema import claim_record
 
         specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
-        results = self._state.get_engine().evaluate(specs, family=self._state.get_family())
+        try:
+            results = self._state.get_engine().evaluate(specs, family=self._state.get_family())
+        finally:
+            self._state.close_progress()
         node = self._request.node
         for result in results:
             record = claim_record(result, f"{node.nodeid}::{result.spec.id}")
