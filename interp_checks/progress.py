@@ -125,7 +125,7 @@ def text_bar(done: int, total: int, width: int = 20) -> str:
 
 def _models(event: GroupStarted) -> str:
     twins = f" + {event.twins} random twin{'s' * (event.twins != 1)}" if event.twins else ""
-    return " vs ".join(event.models) + twins
+    return ", ".join(event.models) + twins
 
 
 def _claims(count: int) -> str:
