@@ -162,7 +162,8 @@ class LogprobGainCheck:
     # Real text both models can be compared on whatever their tokenizers (random token ids cannot):
     # windows of the stdlib's held-out documents, which the zoo models never trained on. 64 windows
     # of 700 characters come from all 43 held-out documents, and the document is then the unit of
-    # sampling (43 values), as in the bundled comparisons; two models' passes take seconds on a CPU.
+    # sampling (n = 43), as in the bundled comparisons (measured: 2L over 1L on induction-like tokens,
+    # +1.30 [1.18, 1.41] nats per token; both models' passes took 6.6 s on 1 busy CPU thread).
     default_inputs: ClassVar[Mapping[str, Any]] = {"kind": "corpus", "source": "stdlib", "split": "heldout", "n": 64, "chars": 700}
 
     def prepare(self, params: Mapping[str, Any], shapes: Mapping[str, ModelShape], expect: Mapping[str, Any]) -> Prepared:
