@@ -18,7 +18,7 @@ import pytest
 from interp_checks.checks.base import available_checks
 from interp_checks.claims.schema import load_claim_file
 from interp_checks.engine import ERROR, Engine, Settings
-from interp_checks.inputs.generators import DEFAULT_MAX_INPUT_TOKENS, check_input_size, normalise_input_spec
+from interp_checks.inputs.generators import DEFAULT_MAX_INPUT_TOKENS, check_input_size, describe_inputs, normalise_input_spec
 from interp_checks.models.native import boot_random, load_tokenizer, save_native
 from interp_checks.report.schema import claim_record
 
@@ -147,3 +147,14 @@ def test_default_inputs_that_do_not_fit_the_model_say_they_were_the_default(tmp_
     assert result.outcome == ERROR
     assert "the default inputs of check induction_head" in result.error and "give inputs: that suit this model" in result.error
     assert "lower seq_len" in result.error
+
+
+def test_interp_checks_checks_shows_each_check_s_default_inputs(capsys):
+    from interp_checks.cli import main
+
+    assert main(["checks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, check in available_checks().items():
+        row = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{name} "))
+        assert lines[row + 1].strip() == f"default inputs: {describe_inputs(check.default_inputs)}"
+    assert "default inputs: {kind: corpus, source: stdlib, split: heldout, n: 64, chars: 700}" in [line.strip() for line in lines]
