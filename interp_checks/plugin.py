@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
+from interp_checks.progress import PROGRESS_CHOICES  # plain Python, light like this module
+
 if TYPE_CHECKING:
     from interp_checks.claims.schema import ClaimSpec
     from interp_checks.engine import Engine, Settings
@@ -102,7 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         OPT_PROGRESS,
-        choices=("auto", "on", "off"),  # = progress.PROGRESS_CHOICES (not imported here: keep this module light)
+        choices=PROGRESS_CHOICES,
         default="auto",
         help="show what is being measured (models, inputs, sequences done of total): auto = a live status line on "
         "a terminal, one line per group in logs at -v or more, nothing in logs otherwise; on = also in logs without "
