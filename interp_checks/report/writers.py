@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from interp_checks.report.compare import diff_from_record, render_markdown_table
 from interp_checks.report.schema import SCHEMA
 
 
@@ -91,6 +92,27 @@ def _effect(exp: dict[str, Any]) -> str:
     return text
 
 
+def _baseline_section(report: dict[str, Any]) -> list[str]:
+    """Each claim beside the baseline run's numbers (``--interp-baseline``), and what drifted."""
+    diffs = [d for d in (diff_from_record(c) for c in report["claims"]) if d is not None]
+    if not diffs:
+        return []
+    settings = report.get("settings", {})
+    files = sorted({str(c["baseline"]["file"]) for c in report["claims"] if c.get("baseline")})
+    gate = ", ".join(f"`{e}`" for e in settings.get("fail_on") or []) or "none (the baseline is only shown)"
+    drifted = sum(1 for d in diffs if d.violations)
+    return [
+        "",
+        "## Baseline",
+        "",
+        f"Compared with {', '.join(f'`{f}`' for f in files)}; gate (`--interp-fail-on`): {gate}; "
+        f"{drifted} of {len(diffs)} claims drifted. Cells read baseline → now; numbers are the deciding "
+        "statistic's (the baseline's for the same statistic); `*` marks a changed verdict.",
+        "",
+        *render_markdown_table(diffs),
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A table a person reads in a CI log, then the errors and the method."""
     lines = ["# interp_checks report", ""]
@@ -138,6 +160,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     units = sorted({(e["statistic"].split("[")[0], e.get("unit")) for c in report["claims"] for e in c["expectations"] if e.get("unit")})
     if units:
         lines += ["", "Units: " + "; ".join(f"`{stat}` in {unit}" for stat, unit in units) + "."]
+    lines += _baseline_section(report)
     errors = [c for c in report["claims"] if c.get("error")]
     if errors:
         lines += ["", "## Errors", ""]
