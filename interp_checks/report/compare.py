@@ -293,6 +293,12 @@ class FallCheck:
     relative: bool = False
     unit: str | None = None
 
+    def __post_init__(self) -> None:
+        # one spelling per unit, so a check equals its parsed text: "_" and runs of spaces are one
+        # space, case is ignored (units are matched case-insensitively anyway)
+        if self.unit is not None:
+            object.__setattr__(self, "unit", " ".join(self.unit.replace("_", " ").lower().split()) or None)
+
     def __str__(self) -> str:
         suffix = "%" if self.relative else (self.unit.replace(" ", "_") if self.unit else "")
         return f"{self.field}:-{_amount(self.amount)}{suffix}"
@@ -302,7 +308,7 @@ class FallCheck:
         if self.unit is None:
             return True
         unit = " ".join((numbers.unit or "").lower().split())
-        return unit.startswith(self.unit.lower())
+        return unit.startswith(self.unit)
 
     def violation(self, diff: ClaimDiff) -> str | None:
         if diff.status != "matched" or diff.old is None or diff.new is None:
@@ -363,8 +369,7 @@ def _parse_one(text: str) -> Check:
             f"cannot read {text!r}: only estimate: thresholds take a unit (an effect size is in standard "
             f"deviations); write one of: {GRAMMAR}"
         )
-    unit = " ".join(unit.replace("_", " ").split()) if unit else None
-    return FallCheck(name, float(match["amount"]), relative=pct is not None, unit=unit or None)
+    return FallCheck(name, float(match["amount"]), relative=pct is not None, unit=unit)
 
 
 def violations(diff: ClaimDiff, checks: Iterable[Check]) -> tuple[str, ...]:
