@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Union
@@ -569,7 +570,7 @@ def render_text(diffs: list[ClaimDiff], *, old_label: str, new_label: str, id_wi
     lines.append("  ".join("-" * widths[c] for c in COLUMNS))
     for r in rows:
         lines.append("  ".join(r[c].ljust(widths[c]) for c in COLUMNS).rstrip())
-    lines += ["", _legend(diffs)]
+    lines += [""] + [textwrap.fill(part, width=100) for part in _legend(diffs).split("\n")]
     lines += _violation_lines(diffs)
     return "\n".join(lines) + "\n"
 

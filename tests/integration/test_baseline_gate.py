@@ -8,7 +8,7 @@ n = 64, 5 null draws), effect size 3L -> 2L:
 
 * ``L1H2-induction`` (``score >= 0.5``):        43.6 -> 22.6  (a fall of 48%)
 * ``L1H1-induction`` (``score >= 0.5``):        29.9 -> 20.2  (a fall of 32%)
-* ``L1-no-previous-token`` (``max_score < 0.2``): -1.32 -> -0.71 (a rise towards the null: a fall of 46%
+* ``L1-no-prev`` (``max_score < 0.2``): -1.32 -> -0.71 (a rise towards the null: a fall of 46%
   for a claim on the '<' side)
 * ``L0-no-induction`` (``max_score < 0.2``):    -3.58 -> -6.04 (further below the null: *stronger*,
   though the number went down by 69%)
@@ -50,7 +50,7 @@ claims:
     check: induction_head
     layer: 0
     expect: {max_score: "< 0.2"}
-  - id: L1-no-previous-token
+  - id: L1-no-prev
     check: previous_token_head
     layer: 1
     expect: {max_score: "< 0.2"}
@@ -61,7 +61,7 @@ NEW_CLAIM = """\
     head: L1H0
     expect: {score: ">= 0.5"}
 """
-WEAKER = {"L1H2-induction", "L1H1-induction", "L1-no-previous-token"}
+WEAKER = {"L1H2-induction", "L1H1-induction", "L1-no-prev"}
 
 
 def _properties(xml: Path) -> dict[str, list[tuple[str, str]]]:
@@ -102,7 +102,7 @@ def test_baseline_gate_and_compare_catch_claims_whose_effect_size_dropped(pytest
             section = new.stdout.str().split(f"claim {claim_id!r} drifted from the baseline")[1]
             assert section.startswith(f" {pytester.path / 'old' / 'report.json'}") and numbers in section.split("\n")[1]
     # orientation: the '<' claims' effect sizes are negative; one rose (weaker), one fell (stronger)
-    below = records["L1-no-previous-token"], records["L0-no-induction"]
+    below = records["L1-no-prev"], records["L0-no-induction"]
     assert below[0]["baseline"]["effect_size"] < below[0]["effect_size"] < 0
     assert below[1]["effect_size"] < below[1]["baseline"]["effect_size"] < 0
     assert "baseline" in new.stdout.str() and "3 claim(s) drifted" in new.stdout.str()
