@@ -420,7 +420,10 @@ def _render_drift(result: "ClaimResult", verdict: str, drift: list[str], baselin
     if not drift:
         return ""
     spec = result.spec
-    why = "" if verdict == "failed" else f"; its verdict, {result.outcome}, is as expected, but {OPT_FAIL_ON} fails it"
+    why = {
+        "passed": f"; its verdict, {result.outcome}, is as expected, but {OPT_FAIL_ON} fails it",
+        "skipped": f"; it is inconclusive, which {OPT_INCONCLUSIVE}=skip would skip, but {OPT_FAIL_ON} fails it",
+    }.get(verdict, "")
     lines = [f"claim {spec.id!r} drifted from the baseline {baseline}{why}:"]
     return "\n".join(lines + [f"  - {message}" for message in drift])
 
