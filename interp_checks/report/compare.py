@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Union
 
+from interp_checks.numbers import format_number
+
 __all__ = [
     "GRAMMAR",
     "BaselineError",
@@ -481,13 +483,7 @@ COLUMNS = ("claim", "verdict", "statistic", "estimate [CI]", "effect size", "p (
 
 
 def _num(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    if value != 0 and (abs(value) < 10**-digits or abs(value) >= 10**4):
-        return f"{value:.2e}"
-    return f"{value:.{digits}f}"
+    return format_number(value, digits)
 
 
 def _pct(value: float | None, *, signed: bool = True) -> str:
@@ -506,10 +502,6 @@ def _estimate(numbers: ClaimNumbers | None) -> str:
     ci = numbers.ci
     interval = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci and ci[0] is not None and ci[1] is not None else ""
     return f"{_num(numbers.estimate)}{interval}"
-
-
-def _side_by_side(old: str, new: str) -> str:
-    return new if old == new else f"{old} → {new}"
 
 
 def _effect_cell(diff: ClaimDiff) -> str:

@@ -6,13 +6,13 @@ The JSON keys are a contract: add keys, never rename or drop them within a schem
 from __future__ import annotations
 
 import json
-import math
 import platform
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from interp_checks.numbers import format_number
 from interp_checks.report.compare import diff_from_record, render_markdown_table
 from interp_checks.report.schema import SCHEMA
 
@@ -43,15 +43,7 @@ def build_report(claims: Iterable[dict[str, Any]], *, settings: dict[str, Any] |
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10**4):
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}"
-    return str(value)
+    return format_number(value, digits)
 
 
 def _interval(ci: Any) -> str:
