@@ -2,6 +2,9 @@
 
     interp-checks checks                  list claim families (checks) and input generators
     interp-checks report report.json      re-render report.md from a report.json (or mine.md from a mine.json)
+    interp-checks compare OLD.json NEW.json [--fail-on EXPR] [--format text|md|json]
+                                          each claim's verdict and numbers in two runs, side by side;
+                                          exit 1 when a --fail-on expression finds a claim that drifted
     interp-checks mine --model SPEC --baseline SPEC [--corpus stdlib|PATH] ...
                                           where two models' per-token log-probs differ, by pattern;
                                           writes mine.md, mine.json and a draft.claims.yaml
@@ -45,6 +48,50 @@ def _render_report(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from interp_checks.report.compare import BaselineError, FailOnSyntaxError, compare_reports, load_report, parse_fail_on, render_compare
+
+    try:
+        checks = parse_fail_on(args.fail_on)
+        old, new = load_report(args.old), load_report(args.new)
+    except (BaselineError, FailOnSyntaxError) as error:
+        print(f"interp-checks compare: error: {error}", file=sys.stderr)
+        return 2
+    diffs = compare_reports(old, new, checks)
+    text = render_compare(diffs, fmt=args.format, old_label=args.old, new_label=args.new, checks=checks, id_width=args.id_width)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 1 if any(d.violations for d in diffs) else 0
+
+
+def _add_compare_parser(commands: Any) -> None:
+    from interp_checks.report.compare import GRAMMAR
+
+    compare = commands.add_parser(
+        "compare",
+        help="each claim's verdict and numbers in two report.json files, side by side; gate on drift",
+        description=(
+            "Match the claims of two report.json files (by node id, else file and id) and show per claim the "
+            "verdict, the deciding statistic's estimate and interval, the effect size and its change, and the "
+            "adjusted p-value, baseline -> new. Exit status 1 when a --fail-on expression finds a claim that "
+            "drifted (they are listed), 2 when a file or expression cannot be read, else 0."
+        ),
+    )
+    compare.add_argument("old", metavar="OLD.json", help="the baseline report.json")
+    compare.add_argument("new", metavar="NEW.json", help="the report.json to compare with it")
+    compare.add_argument(
+        "--fail-on", action="append", default=[], metavar="EXPR",
+        help=f"fail (exit 1) on drift; repeatable and comma-separated: {GRAMMAR}. 'fell' = moved towards the "
+        "claim's threshold (a rise for a '<' claim). Default: none (exit 0).".replace("%", "%%"),
+    )
+    compare.add_argument("--format", choices=["text", "md", "json"], default="text", help="output format (default text)")
+    compare.add_argument("--out", help="write here instead of standard output")
+    compare.add_argument("--id-width", type=int, default=36, help="text format: longest claim id shown before it is shortened (default 36)")
+    compare.set_defaults(run=_compare)
 
 
 def _mine(args: argparse.Namespace) -> int:
@@ -135,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", help="write here instead of standard output")
     render.set_defaults(run=_render_report)
     commands.add_parser("zoo", help="train or list the bundled toy models (see: interp-checks zoo --help)")
+    _add_compare_parser(commands)
     _add_mine_parser(commands)
     args = parser.parse_args(argv)
     return args.run(args)

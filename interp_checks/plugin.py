@@ -48,6 +48,8 @@ OPT_NULL_DRAWS = "--interp-null-draws"
 OPT_MAX_INPUT_TOKENS = "--interp-max-input-tokens"  # = inputs.generators.MAX_INPUT_TOKENS_OPTION
 OPT_PROGRESS = "--interp-progress"
 DEFAULT_MAX_INPUT_TOKENS = 2**22  # = inputs.generators.DEFAULT_MAX_INPUT_TOKENS (not imported: it is heavy)
+OPT_BASELINE = "--interp-baseline"
+OPT_FAIL_ON = "--interp-fail-on"
 
 CLAIM_FILE_SUFFIX = ".claims.yaml"
 RESULT_PROPERTY = "interp_claim"
@@ -110,6 +112,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "a terminal, one line per group in logs at -v or more, nothing in logs otherwise; on = also in logs without "
         "-v; off = never. Never on xdist workers. Default: auto.",
     )
+    group.addoption(
+        OPT_BASELINE,
+        default=None,
+        metavar="PATH",
+        help="the report.json of an earlier run: each claim's record (report.json, report.md, junit) shows the "
+        f"baseline's numbers beside the new ones, and {OPT_FAIL_ON} fails claims that drifted. Default: none.",
+    )
+    group.addoption(
+        OPT_FAIL_ON,
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help=f"with {OPT_BASELINE}: fail a claim that drifted from the baseline; repeatable and comma-separated. "
+        "'verdict' (the verdict changed), 'effect_size:-20%%' / 'effect_size:-0.5' (the effect size fell by more than "
+        "20%% of the baseline's, or by 0.5), 'estimate:-10%%' / 'estimate:-0.05' / 'estimate:-0.2nats' (the same for "
+        "the estimate, in the statistic's unit; a unit restricts it to claims in that unit). 'Fell' means moved "
+        "towards the claim's threshold (for a '<' claim, a rise). Default: none (the baseline is only shown).",
+    )
 
 
 @dataclass
@@ -122,6 +142,7 @@ class SessionState:
     results: dict[str, "ClaimResult"] = field(default_factory=dict)
     evaluated: bool = False
     reported: list[dict[str, Any]] = field(default_factory=list)
+    baseline: "Baseline | None" = None  # read once per process (each xdist worker reads its own)
 
     def settings(self) -> "Settings":
         from interp_checks.engine import Settings
@@ -210,6 +231,46 @@ class SessionState:
 STATE = pytest.StashKey[SessionState]()
 
 
+@dataclass
+class Baseline:
+    """``--interp-baseline``'s report, read once per process, and ``--interp-fail-on``'s typed checks."""
+
+    path: Path
+    claims: list[dict[str, Any]]
+    checks: list[Any]
+
+    def annotate(self, record: dict[str, Any]) -> list[str]:
+        """Put the baseline's numbers and the gate's messages on a claim record; return the messages."""
+        from interp_checks.report.compare import baseline_record, match_claims
+
+        ((_, old, _),) = [pair for pair in match_claims(self.claims, [record]) if pair[2] is not None]
+        record["baseline"], record["drift"] = baseline_record(old, record, str(self.path), self.checks)
+        return record["drift"]
+
+
+def _read_baseline(config: pytest.Config) -> "Baseline | None":
+    """Parse ``--interp-fail-on`` into checks and read ``--interp-baseline`` (UsageError naming the fix)."""
+    path_text, expressions = config.getoption(OPT_BASELINE), config.getoption(OPT_FAIL_ON)
+    if path_text is None:
+        if expressions:
+            raise pytest.UsageError(f"{OPT_FAIL_ON} compares with a baseline: also pass {OPT_BASELINE}=PATH (an earlier report.json)")
+        return None
+    from interp_checks.report.compare import BaselineError, FailOnSyntaxError, load_report, parse_fail_on
+
+    try:
+        checks = parse_fail_on(expressions)
+    except FailOnSyntaxError as error:
+        raise pytest.UsageError(f"{OPT_FAIL_ON}: {error}") from None
+    path = Path(path_text)
+    if not path.is_absolute():
+        path = Path(config.invocation_params.dir) / path
+    try:
+        report = load_report(path)
+    except BaselineError as error:
+        raise pytest.UsageError(f"{OPT_BASELINE}: {error}") from None
+    return Baseline(path, report["claims"], checks)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     state = SessionState(config)
     config.stash[STATE] = state
@@ -232,6 +293,7 @@ def _validate_options(config: pytest.Config) -> None:
     for text in config.getoption(OPT_MODEL):
         if "=" not in text:
             raise pytest.UsageError(f"{OPT_MODEL} expects NAME=SPEC (e.g. candidate=hf:./ckpt), got {text!r}")
+    config.stash[STATE].baseline = _read_baseline(config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -310,11 +372,14 @@ class ClaimFile(pytest.File):
 
 
 class ClaimFailure(Exception):
-    """A claim's verdict is not what the claim file expects; carries the result for rendering."""
+    """A claim's verdict is not what the claim file expects, or it drifted from the baseline
+    (``--interp-fail-on``); carries the result and the gate's messages for rendering."""
 
-    def __init__(self, result: "ClaimResult", verdict: str):
+    def __init__(self, result: "ClaimResult", verdict: str, drift: list[str] | None = None, baseline: Path | None = None):
         self.result = result
         self.verdict = verdict
+        self.drift = drift or []
+        self.baseline = baseline
         super().__init__(verdict)
 
 
@@ -334,7 +399,8 @@ class ClaimItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ClaimFailure):
-            return render_failure(excinfo.value.result, excinfo.value.verdict)
+            failure = excinfo.value
+            return render_failure(failure.result, failure.verdict, drift=failure.drift, baseline=failure.baseline)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -345,19 +411,22 @@ class ClaimItem(pytest.Item):
 
 
 def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> None:
-    """Record a result on the item and turn its verdict into pass / fail / skip."""
+    """Record a result on the item and turn its verdict (and any drift from the baseline) into
+    pass / fail / skip: a claim that drifted fails even when its verdict is the expected one."""
     from interp_checks.engine import passes
-
+    from interp_checks.report.junit import junit_properties
     from interp_checks.report.schema import claim_record
 
+    baseline = config.stash[STATE].baseline
     record = claim_record(result, item.nodeid)
+    drift = baseline.annotate(record) if baseline is not None else []
     item.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
-    item.user_properties.append(("interp_outcome", result.outcome))
+    item.user_properties.extend(junit_properties(record))
     verdict = passes(result, inconclusive=config.getoption(OPT_INCONCLUSIVE))
+    if verdict == "failed" or drift:
+        raise ClaimFailure(result, verdict, drift, baseline.path if baseline is not None else None)
     if verdict == "skipped":
         pytest.skip(f"inconclusive: {summary_line(result)}")
-    if verdict == "failed":
-        raise ClaimFailure(result, verdict)
 
 
 def summary_line(result: "ClaimResult") -> str:
@@ -394,8 +463,25 @@ def describe_margin(exp: Any) -> str:
 
 
 
-def render_failure(result: "ClaimResult", verdict: str) -> str:
-    """A failing claim's message: the numbers, not a bare assert."""
+def render_failure(result: "ClaimResult", verdict: str, *, drift: list[str] | None = None, baseline: Path | None = None) -> str:
+    """A failing claim's message: the numbers, not a bare assert (and the drift from the baseline)."""
+    drifted = _render_drift(result, verdict, drift or [], baseline)
+    return "\n".join(part for part in (drifted, _render_verdict(result)) if part)
+
+
+def _render_drift(result: "ClaimResult", verdict: str, drift: list[str], baseline: Path | None) -> str:
+    if not drift:
+        return ""
+    spec = result.spec
+    why = {
+        "passed": f"; its verdict, {result.outcome}, is as expected, but {OPT_FAIL_ON} fails it",
+        "skipped": f"; it is inconclusive, which {OPT_INCONCLUSIVE}=skip would skip, but {OPT_FAIL_ON} fails it",
+    }.get(verdict, "")
+    lines = [f"claim {spec.id!r} drifted from the baseline {baseline}{why}:"]
+    return "\n".join(lines + [f"  - {message}" for message in drift])
+
+
+def _render_verdict(result: "ClaimResult") -> str:
     spec = result.spec
     if result.error:
         return f"claim could not be evaluated\n  {result.error}"
@@ -465,6 +551,8 @@ class ReportCollector:
             "bindings": config.getoption(OPT_MODEL),
             "null_draws": config.getoption(OPT_NULL_DRAWS),
             "max_input_tokens": config.getoption(OPT_MAX_INPUT_TOKENS),
+            "baseline": str(self.state.baseline.path) if self.state.baseline is not None else None,
+            "fail_on": [str(check) for check in self.state.baseline.checks] if self.state.baseline is not None else [],
         }
         self.paths = write_reports(self.state.reported, folder, settings=settings)
 
@@ -476,6 +564,12 @@ class ReportCollector:
             counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
         terminalreporter.section("interp_checks")
         terminalreporter.write_line("claims: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
+        if self.state.baseline is not None:
+            drifted = [r["id"] for r in self.state.reported if r.get("drift")]
+            terminalreporter.write_line(
+                f"baseline {self.state.baseline.path}: {len(drifted)} claim(s) drifted"
+                + (f" ({', '.join(drifted)})" if drifted else "")
+            )
         if self.paths:
             terminalreporter.write_line(f"reports: {self.paths[0]} and {self.paths[1]}")
 
@@ -504,7 +598,7 @@ class InterpFixture:
 
     def verify(self, claims: list[dict[str, Any]], *, raise_on_failure: bool = True) -> list["ClaimResult"]:
         from interp_checks.engine import passes
-
+        from interp_checks.report.junit import junit_properties
         from interp_checks.report.schema import claim_record
 
         specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
@@ -513,15 +607,24 @@ class InterpFixture:
         finally:
             self._state.close_progress()
         node = self._request.node
+        baseline = self._state.baseline
+        drifts = []
         for result in results:
             record = claim_record(result, f"{node.nodeid}::{result.spec.id}")
+            drifts.append(baseline.annotate(record) if baseline is not None else [])
             node.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
+            node.user_properties.extend(junit_properties(record, suffix=f"[{result.spec.id}]"))
         if raise_on_failure:
             policy = self._request.config.getoption(OPT_INCONCLUSIVE)
             verdicts = [passes(r, inconclusive=policy) for r in results]
-            failed = [r for r, verdict in zip(results, verdicts) if verdict == "failed"]
+            path = baseline.path if baseline is not None else None
+            failed = [
+                render_failure(r, verdict, drift=drift, baseline=path)
+                for r, verdict, drift in zip(results, verdicts, drifts)
+                if verdict == "failed" or drift
+            ]
             if failed:
-                pytest.fail("\n\n".join(render_failure(r, "failed") for r in failed), pytrace=False)
+                pytest.fail("\n\n".join(failed), pytrace=False)
             skipped = [r for r, verdict in zip(results, verdicts) if verdict == "skipped"]
             if skipped:
                 pytest.skip("inconclusive: " + "; ".join(f"{r.spec.id}: {summary_line(r)}" for r in skipped))

@@ -5,7 +5,10 @@ changed the meaning of ``effect_size`` (version 1: the smallest |d| over a claim
 now: the effect size of the expectation that decided the verdict) and added ``p_value``,
 ``deciding_statistic``, ``family_size``, ``load_s``, ``measure_s`` and, per expectation,
 ``unit``, ``estimand``, ``margin``, ``margin_sd``, ``null_draws``, ``effect_size_range`` and ``members``; later
-``figures`` (plot-ready pictures, ``interp_checks.figures``).
+``figures`` (plot-ready pictures, ``interp_checks.figures``); later ``baseline`` and ``drift``
+(``--interp-baseline``: the baseline run's numbers for the same claim and statistic, and the
+``--interp-fail-on`` gate's messages; see ``report.compare.baseline_record``; ``None`` and ``[]``
+without a baseline).
 """
 
 from __future__ import annotations
@@ -84,4 +87,6 @@ def claim_record(result: ClaimResult, nodeid: str = "") -> dict[str, Any]:
         "notes": result.notes,
         "expectations": [expectation_record(e) for e in result.expectations],
         "figures": [figure.to_dict() for figure in result.figures],
+        "baseline": None,  # filled by the plugin under --interp-baseline (report.compare.baseline_record)
+        "drift": [],
     }

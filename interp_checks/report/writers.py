@@ -6,13 +6,14 @@ The JSON keys are a contract: add keys, never rename or drop them within a schem
 from __future__ import annotations
 
 import json
-import math
 import platform
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from interp_checks.numbers import format_number
+from interp_checks.report.compare import diff_from_record, render_markdown_table
 from interp_checks.report.schema import SCHEMA
 
 
@@ -42,15 +43,7 @@ def build_report(claims: Iterable[dict[str, Any]], *, settings: dict[str, Any] |
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞" if value > 0 else "-∞"
-        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10**4):
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}"
-    return str(value)
+    return format_number(value, digits)
 
 
 def _interval(ci: Any) -> str:
@@ -89,6 +82,27 @@ def _effect(exp: dict[str, Any]) -> str:
     if spread and spread[0] is not None and exp.get("effect_size") is not None:
         text += f" ({_fmt(spread[0], 2)}..{_fmt(spread[1], 2)} over {exp.get('null_draws')} null draws)"
     return text
+
+
+def _baseline_section(report: dict[str, Any]) -> list[str]:
+    """Each claim beside the baseline run's numbers (``--interp-baseline``), and what drifted."""
+    diffs = [d for d in (diff_from_record(c) for c in report["claims"]) if d is not None]
+    if not diffs:
+        return []
+    settings = report.get("settings", {})
+    files = sorted({str(c["baseline"]["file"]) for c in report["claims"] if c.get("baseline")})
+    gate = ", ".join(f"`{e}`" for e in settings.get("fail_on") or []) or "none (the baseline is only shown)"
+    drifted = sum(1 for d in diffs if d.violations)
+    return [
+        "",
+        "## Baseline",
+        "",
+        f"Compared with {', '.join(f'`{f}`' for f in files)}; gate (`--interp-fail-on`): {gate}; "
+        f"{drifted} of {len(diffs)} claims drifted. Cells read baseline → now; numbers are the deciding "
+        "statistic's (the baseline's for the same statistic); `*` marks a changed verdict.",
+        "",
+        *render_markdown_table(diffs),
+    ]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -138,6 +152,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     units = sorted({(e["statistic"].split("[")[0], e.get("unit")) for c in report["claims"] for e in c["expectations"] if e.get("unit")})
     if units:
         lines += ["", "Units: " + "; ".join(f"`{stat}` in {unit}" for stat, unit in units) + "."]
+    lines += _baseline_section(report)
     errors = [c for c in report["claims"] if c.get("error")]
     if errors:
         lines += ["", "## Errors", ""]
