@@ -92,8 +92,10 @@ def _check_filters(page: Any, expected: Expected) -> list[str]:
     return problems
 
 
-def page_problems(browser: Any, path: Path, expected: Expected) -> PageCheck:
-    """Open ``path`` (file://) with every other request aborted and recorded; list what is wrong."""
+def page_problems(browser: Any, path: Path, expected: Expected, *, full_page: bool = False) -> PageCheck:
+    """Open ``path`` (file://) with every other request aborted and recorded; list what is wrong.
+
+    The blank-page check reads the first screen (``full_page`` takes the whole page: slower)."""
     url = Path(path).resolve().as_uri()
     problems: list[str] = []
     requests: list[str] = []
@@ -113,7 +115,7 @@ def page_problems(browser: Any, path: Path, expected: Expected) -> PageCheck:
         page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}") if message.type in ("error", "warning") else None)
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
         page.goto(url, wait_until="load")
-        shot = page.screenshot(full_page=True)
+        shot = page.screenshot(full_page=full_page)
         colours = distinct_colours(shot)
         if colours < MIN_COLOURS:
             problems.append(f"the page looks blank: {colours} distinct colours in the screenshot")
