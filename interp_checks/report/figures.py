@@ -17,6 +17,7 @@ import html
 import io
 import math
 import re
+import textwrap
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -34,7 +35,10 @@ POSITIVE_RGB = (0, 114, 178)  # tokens above ``center``: blue
 NEGATIVE_RGB = (213, 94, 0)  # tokens below: vermilion
 MAX_TICK_LABELS = 40  # heatmap axes with more labels than this show every k-th one
 WHITESPACE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"}  # how tokens show whitespace, in spans and in labels
-INCH_PER_CELL = 0.16  # heatmap cell size, so token labels stay legible
+INCH_PER_CELL = 0.14  # heatmap cell size, so position labels stay legible
+LABEL_PT = 7  # heatmap position labels
+LABEL_GAP_PT = 2.0  # between the matrix and its position labels
+CHAR_WIDTH_EM = 0.68  # a sans-serif character's width at most, in em (DejaVu Sans digits: 0.64)
 
 RC = {
     "svg.fonttype": "none",  # text stays <text>: small, searchable, and the page's font
@@ -173,15 +177,45 @@ def _unique_ids(svg: str, prefix: str) -> str:
 
 
 def _legend_if_labelled(ax: Any) -> None:
+    """The legend outside the axes, on the right: inside, it can hide the points it explains."""
     handles, labels = ax.get_legend_handles_labels()
     if any(label and not label.startswith("_") for label in labels):
-        ax.legend(fontsize=8, frameon=False, loc="best")
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def _draw_reference_lines(ax: Any, data: Mapping[str, Any], *, horizontal: bool = True) -> None:
     for i, (value, label) in enumerate(_reference_lines(data)):
         style = dict(color=ACCENT if i == 0 else "#555555", linestyle="--" if i == 0 else ":", linewidth=1.2, label=label or None)
         (ax.axhline if horizontal else ax.axvline)(value, **style)
+
+
+def _axis_labels(ax: Any, col_labels: list[str], row_labels: list[str]) -> None:
+    """Row and column labels as plain texts beside the matrix: matplotlib's tick objects cost
+    twice as much to draw, and an attention pattern has one label per position."""
+    from matplotlib.transforms import offset_copy
+
+    ax.set_xticks([])
+    ax.set_yticks([])
+    below = offset_copy(ax.get_xaxis_transform(), fig=ax.figure, y=-LABEL_GAP_PT, units="points")
+    left = offset_copy(ax.get_yaxis_transform(), fig=ax.figure, x=-LABEL_GAP_PT, units="points")
+    for labels, transform, place in (
+        (col_labels, below, lambda i: dict(x=i, y=0, rotation=90, ha="center", va="top")),
+        (row_labels, left, lambda i: dict(x=0, y=i, ha="right", va="center")),
+    ):
+        step = max(1, math.ceil(len(labels) / MAX_TICK_LABELS))
+        for i in range(0, len(labels), step):
+            ax.text(s=_short(labels[i]), transform=transform, fontsize=LABEL_PT, **place(i))
+
+
+def _short(label: str, limit: int = 12) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _label_pad(labels: list[str]) -> float:
+    """Points between the axis and its title: past the longest position label. Measured from
+    the characters, not by drawing (a draw pass per figure would double the time)."""
+    longest = max((len(_short(label)) for label in labels), default=1)
+    return LABEL_GAP_PT + CHAR_WIDTH_EM * LABEL_PT * longest + 3.0
 
 
 @drawer("heatmap")
@@ -208,14 +242,7 @@ def draw_heatmap(data: Mapping[str, Any]) -> str:
         fig = Figure(figsize=(width, height))
         ax = fig.add_subplot()
         image = ax.imshow(np.ma.masked_invalid(array), cmap="Blues", vmin=vmin, vmax=vmax, aspect="auto", interpolation="none")
-        for name, labels, set_ticks, set_labels in (
-            ("x", col_labels, ax.set_xticks, ax.set_xticklabels),
-            ("y", row_labels, ax.set_yticks, ax.set_yticklabels),
-        ):
-            step = max(1, math.ceil(len(labels) / MAX_TICK_LABELS))
-            positions = list(range(0, len(labels), step))
-            set_ticks(positions)
-            set_labels([labels[p] for p in positions], fontsize=7, rotation=90 if name == "x" else 0)
+        _axis_labels(ax, col_labels, row_labels)
         from matplotlib.patches import Rectangle
 
         for cell in data.get("marked") or []:
@@ -223,8 +250,8 @@ def draw_heatmap(data: Mapping[str, Any]) -> str:
             if not (0 <= r < len(matrix) and 0 <= c < n_cols):
                 raise FigureDataError(f"marked cell {[r, c]} lies outside the {len(matrix)} x {n_cols} matrix")
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor=ACCENT, linewidth=1.2))
-        ax.set_xlabel(str(data.get("x_label", "")))
-        ax.set_ylabel(str(data.get("y_label", "")))
+        ax.set_xlabel(str(data.get("x_label", "")), labelpad=_label_pad(col_labels))
+        ax.set_ylabel(str(data.get("y_label", "")), labelpad=_label_pad(row_labels))
         ax.spines[:].set_visible(False)
         bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
         bar.set_label(str(data.get("value_label", "")))
@@ -242,7 +269,7 @@ def draw_strip(data: Mapping[str, Any]) -> str:
 
     jitter = np.random.default_rng(0)  # fixed: the same data draws the same picture
     with _matplotlib() as Figure:
-        fig = Figure(figsize=(max(4.0, 1.6 + 1.3 * len(groups)), 3.4))
+        fig = Figure(figsize=(max(4.2, 1.6 + 1.6 * len(groups)), 3.4))
         ax = fig.add_subplot()
         for i, group in enumerate(groups):
             values = np.array(_numbers(group["values"], f"groups[{i}].values", allow_none=True))
@@ -257,7 +284,7 @@ def draw_strip(data: Mapping[str, Any]) -> str:
             ax.errorbar([x], [est], yerr=[[est - low], [high - est]], fmt="o", color="#222222", markersize=5, capsize=4, linewidth=1.5, label=interval.get("label") or None)
         _draw_reference_lines(ax, data)
         ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels)
+        ax.set_xticklabels([textwrap.fill(label, 18) for label in labels])
         ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.set_ylabel(str(data.get("value_label", "")))
         _legend_if_labelled(ax)
@@ -350,17 +377,29 @@ def token_colour(value: float | None, center: float, scale: float) -> str | None
     return "#" + "".join(f"{c:02x}" for c in mixed)
 
 
+def _mark(char: str) -> str | None:
+    """The visible mark of a whitespace or control character (None: the character shows as itself)."""
+    if char in WHITESPACE:
+        return WHITESPACE[char]
+    if char.isspace():  # no-break and other Unicode spaces
+        return "·"
+    if not char.isprintable():  # control characters, as Python escapes them (\x19): common fonts lack the control pictures
+        return repr(char)[1:-1]
+    return None
+
+
 def _plain_visible(token: str) -> str:
-    """A token as a plot label: whitespace shown as the same marks as in token rows."""
-    return "".join(WHITESPACE.get(char, char) for char in token) or "∅"
+    """A token as a plot label: whitespace and control characters shown as in token rows."""
+    return "".join(_mark(char) or char for char in token) or "∅"
 
 
 def _visible_token(token: str) -> str:
-    """The token escaped, with whitespace shown as marks (a newline also breaks the line)."""
+    """The token escaped, whitespace and control characters shown as marks (a newline also breaks the line)."""
     out = []
     for char in token:
-        if char in WHITESPACE:
-            out.append(f'<span class="ws">{WHITESPACE[char]}</span>' + ("<br>" if char == "\n" else ""))
+        mark = _mark(char)
+        if mark:
+            out.append(f'<span class="ws">{mark}</span>' + ("<br>" if char == "\n" else ""))
         else:
             out.append(html.escape(char))
     return "".join(out) or '<span class="ws">∅</span>'
@@ -418,5 +457,5 @@ def _token_legend(center: float, scale: float, unit: str) -> str:
     label = f" {html.escape(unit)}" if unit else ""
     return (
         f'<div class="tok-legend">scale{label}: {"".join(swatches)} '
-        '<span class="muted">(hover a token for its value; · space, ⏎ newline, ⇥ tab; outlined: the token the row is about)</span></div>'
+        '<span class="muted">(hover a token for its value; · space, ⏎ newline, ⇥ tab, \\x19 a control character; outlined: the token the row is about)</span></div>'
     )

@@ -17,7 +17,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from interp_checks.report.figures import draw_figure
-from interp_checks.report.format import deciding_p, effect_text, fmt, interval_text
+from interp_checks.report.format import deciding_p, fmt, interval_text
 
 __all__ = ["claim_anchor", "render_html"]
 
@@ -42,6 +42,7 @@ h3 { font-size: 1.08rem; margin: 0 0 .4rem; display: flex; flex-wrap: wrap; gap:
 a { color: var(--link); }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .88em; }
 .muted { color: var(--muted); }
+.small { font-size: .8em; white-space: normal; }
 .subtitle { color: var(--muted); margin: 0 0 1rem; }
 .badge { display: inline-block; padding: .05rem .55rem; border-radius: 1rem; border: 1px solid currentColor;
   font-weight: 600; font-size: .85em; white-space: nowrap; }
@@ -53,7 +54,8 @@ code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "
   border-radius: .3rem; padding: 0 .4rem; white-space: nowrap; }
 .counts { display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 1rem; }
 .counts .badge { font-size: 1rem; padding: .2rem .8rem; }
-.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .25rem 2rem; margin: 0 0 1rem; }
+.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: .25rem 2rem; margin: 0 0 .5rem; }
+ul.models { display: flex; flex-wrap: wrap; gap: .3rem 1.4rem; list-style: none; padding: 0; margin: .1rem 0 1rem; }
 .facts dl, dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .9rem; margin: 0; }
 dt { color: var(--muted); }
 dd { margin: 0; overflow-wrap: anywhere; }
@@ -97,7 +99,7 @@ svg.plot { max-width: 100%; height: auto; display: block; }
 .tok { padding: .1rem .05rem; border-radius: .15rem; white-space: pre-wrap; box-decoration-break: clone; }
 .tok + .tok { margin-left: 1px; }
 .tok.focus { outline: 2px solid var(--fg); outline-offset: 1px; }
-.tok .ws { color: #8c959f; }
+.tok .ws { opacity: .5; }
 .tok-legend { font-size: .8rem; color: var(--muted); margin-top: .3rem; }
 .tok.swatch { display: inline-block; min-width: 3.2rem; text-align: center; color: var(--fg); border: 1px solid var(--line); }
 .back { font-size: .85rem; margin: .6rem 0 0; }
@@ -187,7 +189,7 @@ def _summary(report: Mapping[str, Any]) -> str:
         badges += f'<span class="differs">{differ} differ from the expected verdict</span>'
     revision = report.get("git_revision")
     run = {
-        "created": report.get("created"),
+        "created": _when(report.get("created")),
         "git revision": f"<code>{_e(revision[:12])}</code>" if revision else "unknown (not a git checkout)",
         "python": report.get("python"),
         "schema": report.get("schema"),
@@ -201,22 +203,29 @@ def _summary(report: Mapping[str, Any]) -> str:
     facts = [
         _dl("Run", {k: v if k == "git revision" else _e(v) for k, v in run.items()}),
         _dl("Settings", {_e(k): _e(_compact(v)) for k, v in settings.items()}),
-        _dl("Models", {f"<code>{_e(m)}</code>": f"{n} claim{'s' if n != 1 else ''}" for m, n in sorted(models.items())}),
         _dl("Time", {"loading models": f"{load:.2f} s", "measuring": f"{measure:.2f} s"}),
     ]
+    model_list = "".join(f"<li><code>{_e(m)}</code> <span class=\"muted\">{n} claim{'s' if n != 1 else ''}</span></li>" for m, n in sorted(models.items()))
     alpha, adjust = settings.get("alpha", "–"), settings.get("adjust", "–")
     return "\n".join(
         [
             "<h1>interp_checks report</h1>",
-            f'<p class="subtitle">{len(claims)} claims · {_e(report.get("created"))} · git {_e((revision or "unknown")[:10])}</p>',
+            f'<p class="subtitle">{len(claims)} claims · {_e(_when(report.get("created")))} · git {_e((revision or "unknown")[:10])}</p>',
             f'<div class="counts">{badges}</div>',
             f'<div class="facts">{"".join(facts)}</div>',
+            f'<div class="block-title">Models</div><ul class="models">{model_list}</ul>',
             f'<p class="muted">A claim is <b>supported</b> when its adjusted one-sided p &lt; alpha ({_e(alpha)}) and its interval '
             "lies on the claimed side, <b>refuted</b> when the same holds for the opposite side, otherwise <b>inconclusive</b>. "
             f"p-values are adjusted by {_e(adjust)} over each multiplicity family. Effect sizes are against the null, "
             "positive when the statistic is above it.</p>",
         ]
     )
+
+
+def _when(created: Any) -> str:
+    """report.json's ISO time (UTC) as people write it: 2025-01-01 12:00:00 UTC."""
+    text = str(created or "–")
+    return text.replace("T", " ").replace("+00:00", " UTC") if text.endswith("+00:00") else text
 
 
 def _compact(value: Any) -> str:
@@ -261,6 +270,9 @@ def _table(claims: list[Mapping[str, Any]], anchors: list[str]) -> str:
         baseline = claim.get("baseline")
         if isinstance(baseline, Mapping) and baseline.get("outcome") and baseline.get("outcome") != claim.get("outcome"):
             verdict += f'<div class="muted">was {_e(baseline.get("outcome"))}</div>'
+        drift = claim.get("drift") or (baseline.get("drift") if isinstance(baseline, Mapping) else None)
+        if drift:
+            verdict += f'<div class="differs" title="{_e("; ".join(map(str, drift)))}">drifted</div>'
         expected = _e(claim.get("expected") or "supported") + (' <span class="differs">≠ verdict</span>' if differs else "")
         effect = fmt(exp.get("effect_size"), 2)
         if isinstance(baseline, Mapping) and "effect_size" in baseline:
@@ -309,11 +321,19 @@ def _expectation_cells(e: Mapping[str, Any], deciding: bool) -> list[str]:
         fmt(e.get("margin")),
         _p_pair(e.get("p_value"), e.get("p_adjusted")),
         _p_pair(e.get("p_value_refute"), e.get("p_adjusted_refute")),
-        _e(effect_text(dict(e))),
+        _effect_cell(e),
         fmt(e.get("null_estimate")),
         fmt(e.get("n")),
         _badge(str(e.get("outcome"))) if e.get("outcome") else "–",
     ]
+
+
+def _effect_cell(e: Mapping[str, Any]) -> str:
+    """The effect size, its range over the null draws on a second, smaller line."""
+    spread = e.get("effect_size_range")
+    if not (spread and spread[0] is not None and e.get("effect_size") is not None):
+        return fmt(e.get("effect_size"), 2)
+    return f'{fmt(e.get("effect_size"), 2)}<div class="muted small">{fmt(spread[0], 2)}..{fmt(spread[1], 2)} over {_e(e.get("null_draws"))} null draws</div>'
 
 
 METHOD_FIELDS = (
@@ -387,12 +407,17 @@ def _baseline(claim: Mapping[str, Any]) -> str:
         f'<tr><th scope="row">{_e(key.replace("_", " "))}</th><td>{show(key, baseline.get(key))}</td><td>{show(key, now[key])}</td></tr>'
         for key in BASELINE_FIELDS
     )
-    drift = baseline.get("drift") or []
+    drift = claim.get("drift") or baseline.get("drift") or []  # the record's own key; accepted inside baseline too
     messages = "".join(f"<li>{_e(m)}</li>" for m in drift)
-    source = f' <span class="muted">({_e(baseline["path"])})</span>' if baseline.get("path") else ""
+    source = baseline.get("file") or baseline.get("path")
+    source = f' <span class="muted">({_e(source)})</span>' if source else ""
+    if baseline.get("status") == "new":
+        return f'<div class="block-title">Against the baseline{source}</div><p class="muted">A new claim: the baseline has no claim with this id.</p>'
+    note = f'<p class="muted">{_e(baseline["note"])}</p>' if baseline.get("note") else ""
     return (
         f'<div class="block-title">Against the baseline{source}</div>'
         f'<div class="scroll"><table class="exp baseline"><thead><tr><th></th><th>baseline</th><th>this run</th></tr></thead><tbody>{rows}</tbody></table></div>'
+        + note
         + (f'<ul class="notes drift">{messages}</ul>' if messages else "")
     )
 

@@ -184,14 +184,16 @@ def synthetic_claims() -> list[dict[str, Any]]:
             "all-kinds",
             figures=figures,
             baseline={
+                "file": "baseline/report.json",
+                "status": "matched",
                 "outcome": "supported",
                 "deciding_statistic": "score",
                 "estimate": 0.9,
                 "ci": [0.89, 0.91],
                 "p_value": 1e-12,
                 "effect_size": 12.0,
-                "drift": ["effect size fell by 21% (12.00 -> 9.50)"],
             },
+            drift=["effect size fell by 21% (12.00 -> 9.50)"],
         ),
         claim(
             "refuted-as-expected",

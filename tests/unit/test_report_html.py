@@ -100,6 +100,14 @@ def test_tokens_are_escaped_whitespace_visible_and_shaded_around_center() -> Non
     assert unshaded == [""], unshaded
 
 
+def test_control_characters_show_as_escapes_and_labels_show_whitespace() -> None:
+    out = draw_figure({"kind": "tokens", "title": "t", "data": {"rows": [{"label": "r", "tokens": ["a\x19", "\u00a0"], "values": [1.0, 2.0]}]}})
+    assert "\x19" not in out and '<span class="ws">\\x19</span>' in out and "\u00a0" not in out
+    svg = draw_figure({"kind": "heatmap", "title": "t", "data": {"values": [[1.0, 0.0], [0.0, 1.0]], "row_labels": [" x", "\n"], "col_labels": ["\t", "\x00"]}})
+    for label in (">·x<", ">⏎<", ">⇥<", ">\\x00<"):
+        assert label in svg, label
+
+
 def test_token_colour_diverges_around_center_and_is_symmetric() -> None:
     assert token_colour(1.0, 1.0, 2.0) == "#ffffff"
     up, down = token_colour(3.0, 1.0, 2.0), token_colour(-1.0, 1.0, 2.0)
@@ -150,7 +158,7 @@ def test_page_reads_without_javascript() -> None:
 def test_summary_verdicts_expected_verdicts_errors_and_baseline() -> None:
     report = synthetic_report()
     page = render_html(report)
-    assert "git 0123456789" in page and "<code>0123456789ab</code>" in page
+    assert "git 0123456789" in page and "<code>0123456789ab</code>" in page and "2025-01-01 00:00:00 UTC" in page
     for label in ("1 ✓ supported", "1 ✗ refuted", "1 ? inconclusive", "1 ! error", "2 differ from the expected verdict"):
         assert label in page
     unsure = page[page.index('id="claim-hypotheses-synthetic.claims.yaml-unsure"') :]
@@ -159,10 +167,15 @@ def test_summary_verdicts_expected_verdicts_errors_and_baseline() -> None:
     assert "(expected refuted)" in refuted[: refuted.index("</section>")]
     assert "ValueError: head L9H0 is out of range" in page
     # every expectation's numbers, both p sides, effect size range, interval level and method
-    for text in ("<code>max_score</code>", "1.00e-12 / <b>4.00e-12</b>", "1.000 / <b>1.000</b>", "9.50 (8.90..10.10 over 5 null draws)", "90% </span>[0.790, 0.810]", "BCa bootstrap", "one-sided t-test"):
+    for text in ("<code>max_score</code>", "1.00e-12 / <b>4.00e-12</b>", "1.000 / <b>1.000</b>", "9.50<div class=\"muted small\">8.90..10.10 over 5 null draws</div>", "90% </span>[0.790, 0.810]", "BCa bootstrap", "one-sided t-test"):
         assert text in page, text
     baseline = page[page.index("Against the baseline") :]
-    assert "12.00" in baseline and "effect size fell by 21% (12.00 -&gt; 9.50)" in baseline
+    assert "12.00" in baseline and "effect size fell by 21% (12.00 -&gt; 9.50)" in baseline and "baseline/report.json" in baseline
+
+
+def test_a_claim_new_since_the_baseline_says_so() -> None:
+    report = synthetic_report([claim("fresh", baseline={"file": "old.json", "status": "new"})])
+    assert "A new claim: the baseline has no claim with this id." in render_html(report)
 
 
 def test_a_claim_without_baseline_shows_no_baseline_table() -> None:
