@@ -35,7 +35,7 @@ POSITIVE_RGB = (0, 114, 178)  # tokens above ``center``: blue
 NEGATIVE_RGB = (213, 94, 0)  # tokens below: vermilion
 MAX_TICK_LABELS = 40  # heatmap axes with more labels than this show every k-th one
 WHITESPACE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"}  # how tokens show whitespace, in spans and in labels
-INCH_PER_CELL = 0.14  # heatmap cell size, so position labels stay legible
+INCH_PER_CELL = 0.11  # heatmap cell size, so position labels stay legible
 LABEL_PT = 7  # heatmap position labels
 LABEL_GAP_PT = 2.0  # between the matrix and its position labels
 CHAR_WIDTH_EM = 0.68  # a sans-serif character's width at most, in em (DejaVu Sans digits: 0.64)
@@ -236,7 +236,7 @@ def draw_heatmap(data: Mapping[str, Any]) -> str:
     finite = array[np.isfinite(array)]
     vmin = float(data["vmin"]) if data.get("vmin") is not None else float(finite.min()) if finite.size else 0.0
     vmax = float(data["vmax"]) if data.get("vmax") is not None else float(finite.max()) if finite.size else 1.0
-    width = min(10.0, max(3.5, 1.6 + INCH_PER_CELL * n_cols))
+    width = min(10.0, max(3.5, 1.4 + INCH_PER_CELL * n_cols))
     height = min(10.0, max(2.8, 1.2 + INCH_PER_CELL * len(matrix)))
     with _matplotlib() as Figure:
         fig = Figure(figsize=(width, height))
@@ -269,7 +269,7 @@ def draw_strip(data: Mapping[str, Any]) -> str:
 
     jitter = np.random.default_rng(0)  # fixed: the same data draws the same picture
     with _matplotlib() as Figure:
-        fig = Figure(figsize=(max(4.2, 1.6 + 1.6 * len(groups)), 3.4))
+        fig = Figure(figsize=(max(3.4, 1.0 + 1.3 * len(groups)), 3.2))
         ax = fig.add_subplot()
         for i, group in enumerate(groups):
             values = np.array(_numbers(group["values"], f"groups[{i}].values", allow_none=True))

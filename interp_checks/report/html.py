@@ -42,7 +42,7 @@ h3 { font-size: 1.08rem; margin: 0 0 .4rem; display: flex; flex-wrap: wrap; gap:
 a { color: var(--link); }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .88em; }
 .muted { color: var(--muted); }
-.small { font-size: .8em; white-space: normal; }
+.small { font-size: .8em; }
 .subtitle { color: var(--muted); margin: 0 0 1rem; }
 .badge { display: inline-block; padding: .05rem .55rem; border-radius: 1rem; border: 1px solid currentColor;
   font-weight: 600; font-size: .85em; white-space: nowrap; }
@@ -78,6 +78,7 @@ section.claim.c-inconclusive { border-left: 5px solid var(--inconclusive); }
 section.claim.c-error { border-left: 5px solid var(--error); }
 .statement { font-size: 1.02rem; margin: .1rem 0 .7rem; }
 table.exp { margin: .7rem 0 .4rem; }
+table.exp { font-size: .82rem; }
 table.exp th[scope=row] { background: none; color: var(--muted); font-weight: normal; white-space: nowrap; }
 dl.method { font-size: .85rem; margin: .3rem 0 .6rem; }
 .block-title { font-weight: 600; font-size: .95rem; margin: 1rem 0 .2rem; }
@@ -85,8 +86,12 @@ dl.method { font-size: .85rem; margin: .3rem 0 .6rem; }
 pre.error { background: var(--error-bg); border: 1px solid var(--error); border-radius: .3rem; padding: .6rem; white-space: pre-wrap; }
 ul.notes { margin: .5rem 0; padding-left: 1.2rem; color: var(--muted); font-size: .9rem; }
 .drift { color: var(--refuted); }
-.figs { display: flex; flex-wrap: wrap; gap: 1rem 1.5rem; margin-top: .8rem; }
+.figs { display: flex; flex-wrap: wrap; gap: 1rem 1rem; margin-top: .8rem; align-items: flex-start; }
 figure.fig { margin: 0; max-width: 100%; }
+figure.fig-heatmap, figure.fig-strip, figure.fig-line, figure.fig-bars { width: fit-content; }
+figure.fig-heatmap > :not(svg), figure.fig-strip > :not(svg), figure.fig-line > :not(svg), figure.fig-bars > :not(svg) {
+  contain: inline-size; }  /* title and caption wrap to the picture's width instead of widening it */
+figure.fig-tokens, figure.fig-unknown { flex: 1 1 100%; }
 .fig-title { font-weight: 600; font-size: .95rem; margin-bottom: .2rem; }
 figcaption { color: var(--muted); font-size: .85rem; max-width: 46rem; margin-top: .2rem; }
 svg.plot { max-width: 100%; height: auto; display: block; }
@@ -305,25 +310,23 @@ def _p_pair(raw: Any, adjusted: Any) -> str:
 
 EXPECTATION_COLUMNS = (
     "statistic", "expectation", "estimate", "interval", "margin",
-    "p supports (raw / adj.)", "p refutes (raw / adj.)", "effect size", "null estimate", "n", "outcome",
+    "p: raw / adjusted", "effect size", "null estimate", "outcome",
 )
 
 
 def _expectation_cells(e: Mapping[str, Any], deciding: bool) -> list[str]:
     """One expectation's numbers, in ``EXPECTATION_COLUMNS`` order."""
     star = ' <span class="deciding" title="decided the claim\'s verdict">★</span>' if deciding else ""
-    level = f"{100 * e['ci_level']:g}% " if isinstance(e.get("ci_level"), (int, float)) else ""
     return [
         f"<code>{_e(e.get('statistic'))}</code>{star}",
         f"<code>{_e(e.get('comparison'))}</code>",
         f"<b>{fmt(e.get('estimate'))}</b>",
-        f'<span class="muted">{level}</span>{interval_text(e.get("ci"))}',
+        interval_text(e.get("ci")),
         fmt(e.get("margin")),
-        _p_pair(e.get("p_value"), e.get("p_adjusted")),
-        _p_pair(e.get("p_value_refute"), e.get("p_adjusted_refute")),
+        f'<span class="muted">supports</span> {_p_pair(e.get("p_value"), e.get("p_adjusted"))}<br>'
+        f'<span class="muted">refutes</span> {_p_pair(e.get("p_value_refute"), e.get("p_adjusted_refute"))}',
         _effect_cell(e),
         fmt(e.get("null_estimate")),
-        fmt(e.get("n")),
         _badge(str(e.get("outcome"))) if e.get("outcome") else "–",
     ]
 
@@ -333,34 +336,39 @@ def _effect_cell(e: Mapping[str, Any]) -> str:
     spread = e.get("effect_size_range")
     if not (spread and spread[0] is not None and e.get("effect_size") is not None):
         return fmt(e.get("effect_size"), 2)
-    return f'{fmt(e.get("effect_size"), 2)}<div class="muted small">{fmt(spread[0], 2)}..{fmt(spread[1], 2)} over {_e(e.get("null_draws"))} null draws</div>'
+    return f'{fmt(e.get("effect_size"), 2)}<div class="muted small" title="the effect size against each null draw">{fmt(spread[0], 2)}..{fmt(spread[1], 2)} ({_e(e.get("null_draws"))} draws)</div>'
 
 
-METHOD_FIELDS = (
-    ("estimand", "estimand"),
-    ("unit", "unit"),
-    ("interval", "ci_method"),
-    ("test", "test"),
-    ("effect size", "effect_size_kind"),
-    ("null draws", "null_draws"),
-    ("members", "members"),
-    ("deciding member", "deciding_member"),
-    ("note", "note"),
+def _interval_method(e: Mapping[str, Any]) -> str | None:
+    level = f"{100 * e['ci_level']:g}% " if isinstance(e.get("ci_level"), (int, float)) else ""
+    return f"{level}{e['ci_method']}" if e.get("ci_method") else None
+
+
+METHOD_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("estimand", lambda e: e.get("estimand")),
+    ("unit", lambda e: e.get("unit")),
+    ("interval", _interval_method),
+    ("test", lambda e: e.get("test")),
+    ("effect size", lambda e: e.get("effect_size_kind")),
+    ("n", lambda e: e.get("n")),
+    ("null draws", lambda e: e.get("null_draws")),
+    ("members", lambda e: ", ".join(map(str, e["members"])) if isinstance(e.get("members"), list) else e.get("members")),
+    ("deciding member", lambda e: e.get("deciding_member")),
+    ("note", lambda e: e.get("note")),
 )
 
 
 def _method(exps: list[Mapping[str, Any]]) -> str:
-    """How the expectations were measured, said once when they share it, else per statistic."""
+    """How the expectations were measured: said once when they share it, else a line per statistic."""
     items = {}
-    for label, key in METHOD_FIELDS:
-        values = [(e.get("statistic"), e.get(key)) for e in exps if e.get(key) not in (None, "", [])]
+    for label, get in METHOD_FIELDS:
+        values = [(e.get("statistic"), _compact(get(e))) for e in exps if get(e) not in (None, "", [])]
         if not values:
             continue
-        distinct = {_compact(v) if not isinstance(v, list) else ", ".join(map(str, v)) for _, v in values}
-        if len(distinct) == 1 and len(values) == len(exps):
-            items[label] = _e(distinct.pop())
+        if len({v for _, v in values}) == 1 and len(values) == len(exps):
+            items[label] = _e(values[0][1])
         else:
-            items[label] = "; ".join(f"<code>{_e(stat)}</code>: {_e(v if not isinstance(v, list) else ', '.join(map(str, v)))}" for stat, v in values)
+            items[label] = "<br>".join(f"<code>{_e(stat)}</code>: {_e(v)}" for stat, v in values)
     return f'<dl class="meta method">{"".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items.items())}</dl>' if items else ""
 
 
@@ -374,7 +382,7 @@ def _expectations(claim: Mapping[str, Any]) -> str:
     rows = []
     for e in exps:
         cells = _expectation_cells(e, len(exps) > 1 and e.get("statistic") == deciding)
-        rows.append("<tr>" + "".join(f'<td class="num">{c}</td>' if 2 <= i <= 9 else f"<td>{c}</td>" for i, c in enumerate(cells)) + "</tr>")
+        rows.append("<tr>" + "".join(f'<td class="num">{c}</td>' if 2 <= i <= 7 else f"<td>{c}</td>" for i, c in enumerate(cells)) + "</tr>")
     return (
         f'<div class="scroll"><table class="exp"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
         + _method(exps)
