@@ -6,7 +6,8 @@ first imported inside an inner run would be dropped and re-imported later, which
 extensions do not survive.
 """
 
-import matplotlib.backends.backend_svg  # noqa: F401  (report.html's figures, drawn at session end)
+import matplotlib.backends.backend_agg  # noqa: F401  (report.html's figures, drawn at session end)
+import matplotlib.backends.backend_svg  # noqa: F401
 import matplotlib.figure  # noqa: F401
 import scipy.stats  # noqa: F401
 import torch  # noqa: F401

@@ -64,9 +64,10 @@ table { border-collapse: collapse; font-size: .86rem; }
 th, td { padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; text-align: left; }
 th { background: var(--soft); font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-table.claims { width: 100%; }
-table.claims td.id { min-width: 12rem; max-width: 22rem; overflow-wrap: anywhere; }
-table.claims td.model { min-width: 9rem; max-width: 15rem; overflow-wrap: anywhere; }
+table.claims { width: 100%; font-size: .82rem; }
+table.claims th.num { text-align: right; }
+table.claims td.id { min-width: 9rem; max-width: 16rem; overflow-wrap: anywhere; }
+table.claims td.model, table.claims td.check { min-width: 8.5rem; max-width: 13rem; overflow-wrap: break-word; }
 table.claims tr.mismatch td.id { border-left: 3px solid var(--refuted); }
 .filters { display: flex; flex-wrap: wrap; gap: .75rem; align-items: center; margin: .4rem 0 .6rem; }
 .filters[hidden] { display: none; }
@@ -263,10 +264,8 @@ def _data_attributes(claim: Mapping[str, Any]) -> str:
 
 
 def _table(claims: list[Mapping[str, Any]], anchors: list[str]) -> str:
-    head = "".join(
-        f'<th scope="col">{h}</th>'
-        for h in ("claim", "check", "model", "verdict", "expected", "deciding statistic", "estimate", "CI", "p (adj.)", "effect size")
-    )
+    head = "".join(f'<th scope="col">{h}</th>' for h in ("claim", "check", "model", "verdict", "expected", "deciding statistic"))
+    head += "".join(f'<th scope="col" class="num">{h}</th>' for h in ("estimate", "CI", "p (adj.)", "effect size"))
     rows = []
     for claim, anchor in zip(claims, anchors):
         exp = _deciding(claim) or {}
@@ -286,7 +285,7 @@ def _table(claims: list[Mapping[str, Any]], anchors: list[str]) -> str:
         rows.append(
             f"<tr {_data_attributes(claim)}{mismatch}>"
             f'<td class="id"><a href="#{anchor}"><code>{_e(claim.get("id"))}</code></a></td>'
-            f"<td>{_e(claim.get('check'))}</td>"
+            f'<td class="check">{_e(claim.get("check"))}</td>'
             f'<td class="model"><code>{_e(claim.get("model"))}</code></td>'
             f"<td>{verdict}</td><td>{expected}</td>"
             f"<td>{_e(claim.get('deciding_statistic') or '–')}</td>"
