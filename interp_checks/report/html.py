@@ -83,6 +83,7 @@ table.exp { font-size: .82rem; }
 table.exp th[scope=row] { background: none; color: var(--muted); font-weight: normal; white-space: nowrap; }
 dl.method { font-size: .85rem; margin: .3rem 0 .6rem; }
 .block-title { font-weight: 600; font-size: .95rem; margin: 1rem 0 .2rem; }
+.facts .block-title { margin-top: 0; }
 .deciding { color: var(--refuted); }
 pre.error { background: var(--error-bg); border: 1px solid var(--error); border-radius: .3rem; padding: .6rem; white-space: pre-wrap; }
 ul.notes { margin: .5rem 0; padding-left: 1.2rem; color: var(--muted); font-size: .9rem; }
@@ -178,10 +179,6 @@ def _deciding(claim: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _unit(exp: Mapping[str, Any]) -> str:
-    return f' <span class="muted">{_e(exp["unit"])}</span>' if exp.get("unit") else ""
-
-
 # --- summary -----------------------------------------------------------------------------------
 
 
@@ -241,7 +238,7 @@ def _compact(value: Any) -> str:
 def _dl(title: str, items: Mapping[str, str]) -> str:
     """A titled definition list; keys and values are already HTML."""
     body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items.items()) or "<dt>–</dt><dd></dd>"
-    return f'<div><div class="fig-title">{_e(title)}</div><dl>{body}</dl></div>'
+    return f'<div><div class="block-title">{_e(title)}</div><dl>{body}</dl></div>'
 
 
 # --- the table -----------------------------------------------------------------------------------
