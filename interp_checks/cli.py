@@ -1,7 +1,9 @@
 """``interp-checks`` / ``python -m interp_checks``: the commands around the pytest plugin.
 
     interp-checks checks                  list claim families (checks) and input generators
-    interp-checks report report.json      re-render report.md from a report.json (or mine.md from a mine.json)
+    interp-checks report DIR              re-render report.md and report.html beside DIR/report.json (or a
+                                          report.json's path; --out FILE writes one file, .html or .md);
+                                          a mine.json's mine.md goes to standard output or --out
     interp-checks compare OLD.json NEW.json [--fail-on EXPR] [--format text|md|json]
                                           each claim's verdict and numbers in two runs, side by side;
                                           exit 1 when a --fail-on expression finds a claim that drifted
@@ -38,11 +40,38 @@ def _list_checks(_: argparse.Namespace) -> int:
     return 0
 
 
-def _render_report(args: argparse.Namespace) -> int:
-    from interp_checks.report import MINE_SCHEMA, render_markdown, render_mine_markdown
+def _report_json(path: Path) -> Path:
+    """The JSON file to render: ``path`` itself, or the report.json (else mine.json) in a folder."""
+    if path.is_dir():
+        for name in ("report.json", "mine.json"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path} has no report.json or mine.json; pass the folder pytest wrote (--interp-report, default reports/) or a JSON file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; pass a report folder (e.g. reports/) or its report.json")
+    return path
 
-    report = json.loads(Path(args.report).read_text(encoding="utf-8"))
-    text = render_mine_markdown(report) if report.get("schema") == MINE_SCHEMA else render_markdown(report)
+
+def _render_report(args: argparse.Namespace) -> int:
+    from interp_checks.report import MINE_SCHEMA, render_html, render_markdown, render_mine_markdown, render_reports
+
+    try:
+        path = _report_json(Path(args.report))
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"interp-checks report: error: {error}", file=sys.stderr)
+        return 2
+    if not isinstance(report, dict) or not (report.get("schema") == MINE_SCHEMA or isinstance(report.get("claims"), list)):
+        print(f"interp-checks report: error: {path} is neither a report.json (no 'claims' list) nor a mine.json", file=sys.stderr)
+        return 2
+    if report.get("schema") == MINE_SCHEMA:  # mine.md, to standard output or --out, as before
+        text = render_mine_markdown(report)
+    elif args.out:  # one file: HTML for .html/.htm, else Markdown
+        text = render_html(report) if Path(args.out).suffix.lower() in (".html", ".htm") else render_markdown(report)
+    else:
+        for written in render_reports(report, path.parent):
+            print(f"wrote {written}")
+        return 0
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -177,9 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interp-checks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("checks", help="list claim families and input generators").set_defaults(run=_list_checks)
-    render = commands.add_parser("report", help="render report.md from report.json (or mine.md from mine.json)")
-    render.add_argument("report")
-    render.add_argument("--out", help="write here instead of standard output")
+    render = commands.add_parser(
+        "report",
+        help="re-render report.md and report.html from a report.json (or mine.md from a mine.json)",
+        description="Re-render report.md and report.html next to DIR/report.json (or the report.json given).",
+    )
+    render.add_argument("report", metavar="DIR", help="a report folder (default written by pytest: reports/), a report.json or a mine.json")
+    render.add_argument("--out", help="write one file instead: report.html for a .html/.htm name, else the Markdown; for a mine.json, mine.md (default: standard output)")
     render.set_defaults(run=_render_report)
     commands.add_parser("zoo", help="train or list the bundled toy models (see: interp-checks zoo --help)")
     _add_compare_parser(commands)

@@ -13,7 +13,7 @@ the claim files under the paths pytest was given, plus one slot per test that us
 fixture (claims not run count as p = 1; with ``--lf``, which skips collecting files, the size of
 the last full run with the same paths, kept in pytest's cache), so a re-run of one failed claim is judged as strictly as
 the full run, and Python claims join the same family. Results travel on ``user_properties`` (so they survive xdist and
-land in junit XML), and the controller writes ``report.json`` and ``report.md`` at the end.
+land in junit XML), and the controller writes ``report.json``, ``report.md`` and ``report.html`` at the end.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_REPORT,
         default="reports",
         metavar="DIR",
-        help="folder for report.json and report.md; 'none' writes no report. Default: reports (relative to rootdir).",
+        help="folder for report.json, report.md and report.html; 'none' writes no report. Default: reports (relative to rootdir).",
     )
     group.addoption(OPT_RESAMPLES, type=int, default=9999, help="bootstrap resamples per interval. Default: 9999.")
     group.addoption(OPT_BATCH_SIZE, type=int, default=64, help="sequences per forward pass. Default: 64.")
@@ -521,7 +521,7 @@ class ReportCollector:
 
     def __init__(self, state: SessionState):
         self.state = state
-        self.paths: tuple[Path, Path] | None = None
+        self.paths: tuple[Path, ...] | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -571,7 +571,7 @@ class ReportCollector:
                 + (f" ({', '.join(drifted)})" if drifted else "")
             )
         if self.paths:
-            terminalreporter.write_line(f"reports: {self.paths[0]} and {self.paths[1]}")
+            terminalreporter.write_line(f"reports: {', '.join(map(str, self.paths[:-1]))} and {self.paths[-1]}")
 
 
 class InterpFixture:

@@ -1,4 +1,4 @@
-"""``report.json`` (schema in ``report.schema``) and ``report.md``, from claim-result records.
+"""``report.json`` (schema in ``report.schema``), ``report.md`` and ``report.html``, from claim-result records.
 
 The JSON keys are a contract: add keys, never rename or drop them within a schema version.
 """
@@ -12,8 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from interp_checks.numbers import format_number
 from interp_checks.report.compare import diff_from_record, render_markdown_table
+from interp_checks.report.format import deciding_p as _deciding_p
+from interp_checks.report.format import effect_text as _effect
+from interp_checks.report.format import fmt as _fmt
+from interp_checks.report.format import interval_text as _interval
+from interp_checks.report.html import render_html
 from interp_checks.report.schema import SCHEMA
 
 
@@ -42,16 +46,6 @@ def build_report(claims: Iterable[dict[str, Any]], *, settings: dict[str, Any] |
     }
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    return format_number(value, digits)
-
-
-def _interval(ci: Any) -> str:
-    if not ci or ci[0] is None:
-        return "–"
-    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
-
-
 def _verdict_cell(claim: dict[str, Any]) -> str:
     outcome = claim["outcome"]
     if outcome == "error":
@@ -70,18 +64,6 @@ def _deciding_first(claim: dict[str, Any]) -> list[tuple[dict[str, Any] | None, 
     first = [e for e in expectations if e["statistic"] == name][:1]
     rest = [e for e in expectations if not (first and e is first[0])]
     return [(e, True) for e in first] + [(e, False) for e in rest]
-
-
-def _deciding_p(exp: dict[str, Any]) -> float | None:
-    return exp.get("p_adjusted_refute") if exp.get("outcome") == "refuted" else exp.get("p_adjusted")
-
-
-def _effect(exp: dict[str, Any]) -> str:
-    text = _fmt(exp.get("effect_size"), 2)
-    spread = exp.get("effect_size_range")
-    if spread and spread[0] is not None and exp.get("effect_size") is not None:
-        text += f" ({_fmt(spread[0], 2)}..{_fmt(spread[1], 2)} over {exp.get('null_draws')} null draws)"
-    return text
 
 
 def _baseline_section(report: dict[str, Any]) -> list[str]:
@@ -191,12 +173,19 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(claims: Iterable[dict[str, Any]], folder: Path, *, settings: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` into ``folder`` (created if needed)."""
+def write_reports(claims: Iterable[dict[str, Any]], folder: Path, *, settings: dict[str, Any] | None = None) -> tuple[Path, Path, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``folder`` (created if needed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     report = build_report(claims, settings=settings, root=folder)
-    json_path, md_path = folder / "report.json", folder / "report.md"
+    json_path = folder / "report.json"
     json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return (json_path, *render_reports(report, folder))
+
+
+def render_reports(report: dict[str, Any], folder: Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` for a report dict (a fresh run or a saved report.json)."""
+    md_path, html_path = Path(folder) / "report.md", Path(folder) / "report.html"
     md_path.write_text(render_markdown(report), encoding="utf-8")
-    return json_path, md_path
+    html_path.write_text(render_html(report), encoding="utf-8")
+    return md_path, html_path

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformer_lens", "transformers", "scipy", "numpy", "safetensors")
+HEAVY = ("torch", "transformer_lens", "transformers", "scipy", "numpy", "safetensors", "matplotlib")
 
 
 def test_importing_the_plugin_and_package_loads_nothing_heavy():
