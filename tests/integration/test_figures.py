@@ -271,3 +271,65 @@ def test_figures_come_from_the_activations_the_claim_already_asked_for(heads_mod
     assert figures_of(result, "heatmap")
     assert len(calls) == math.ceil(N / CHUNK) * (1 + SETTINGS["null_draws"])
     assert calls[0].hooks == {"blocks.0.attn.hook_pattern"} and not calls[0].logits
+
+
+def span_gains_per_token(model, baseline, row: int, floor: float) -> dict[int, float]:
+    """{model position of a span's last token: the span's gain per model token}, by plain loops over
+    the character offsets both tokenizations end a token at (the README's rule, written out again)."""
+
+    def ends(side) -> list[tuple[int, int, float]]:
+        batch, logp = side
+        return [
+            (p, int(batch.offsets[row, p, 1]), float(logp[row, p]))
+            for p in range(1, batch.tokens.shape[1])
+            if batch.valid[row, p] and batch.offsets[row, p, 1] > batch.offsets[row, p, 0]
+        ]
+
+    ours, theirs = ends(model), ends(baseline)
+    shared = sorted({end for _, end, _ in ours} & {end for _, end, _ in theirs})
+    out = {}
+    for start, stop in zip([0] + shared[:-1], shared):
+        m = [(p, x) for p, end, x in ours if start < end <= stop]
+        b = [x for _, end, x in theirs if start < end <= stop]
+        k = len(m)
+        gain = max(sum(x for _, x in m), floor * k) - max(sum(b), floor * k)
+        out[max(p for p, _ in m)] = gain / k
+    return out
+
+
+def test_with_different_tokenizers_the_ranked_token_ends_the_span_with_the_largest_gain_per_token(tmp_path):
+    from tests.helpers.tiny_models import write_tiny_hf_gpt2
+
+    offline_env()
+    gpt2 = write_tiny_hf_gpt2(tmp_path / "gpt2", n_positions=128)
+    inputs = {"kind": "corpus", "source": "stdlib", "split": "heldout", "n": 6, "chars": 200}
+    spec = ClaimSpec(
+        id="spans",
+        path=tmp_path / "x.claims.yaml",
+        index=0,
+        check="logprob_gain",
+        model="zoo:attn-only-1l",
+        inputs=inputs,
+        expect={"mean_gain": parse_expectation(">= 0")},
+        params={"baseline": f"hf:{gpt2}"},
+    )
+    result = Engine(Settings(n_resamples=199, batch_size=4)).evaluate([spec])[0]
+    assert result.outcome != "error", result.error
+    (figure,) = figures_of(result, "tokens")
+    assert "span shared by both tokenizations" in figure.caption
+
+    sides = []
+    for text in ("zoo:attn-only-1l", f"hf:{gpt2}"):
+        loaded = load_model(parse_model_spec(text))
+        vocab = Vocabulary(loaded.d_vocab, loaded.n_ctx, loaded.bos_token_id, frozenset(loaded.special_token_ids), loaded.tokenizer)
+        batch = generate(inputs, vocab, seed=0).rows(0, 4)
+        with torch.inference_mode():
+            logits = loaded.bridge(torch.as_tensor(batch.tokens)).double()
+        picked = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, torch.as_tensor(batch.tokens)[:, 1:, None])[..., 0]
+        sides.append((batch, np.concatenate([np.full((batch.n, 1), np.nan), picked.numpy()], axis=1)))
+    per_span = [span_gains_per_token(sides[0], sides[1], row, -5.0) for row in range(4)]
+    everything = [(gain, row, p) for row in range(4) for p, gain in per_span[row].items()]
+    for row_figure, (gain, row, p) in ((figure.data["rows"][0], max(everything)), (figure.data["rows"][4], min(everything))):
+        assert f"(sequence {row}, token {p})" in row_figure["label"]
+        assert row_figure["values"][row_figure["focus"]] == pytest.approx(gain, rel=1e-3, abs=1e-3)
+        assert row_figure["tokens"][row_figure["focus"]] == sides[0][0].texts[row][slice(*sides[0][0].offsets[row, p])]
