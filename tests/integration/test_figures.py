@@ -159,6 +159,16 @@ def test_strip_shows_every_sequence_the_null_draws_the_threshold_and_the_expecta
     assert strip.data["value_label"] == "score (attention probability)"
 
 
+def test_strip_is_of_the_expectation_that_decided_the_verdict(heads_model):
+    result = Engine(Settings(**SETTINGS)).evaluate([claim(heads_model, heads=["L0H0", "L0H1", "L1H0", "L1H1"])])[0]
+    assert result.deciding not in (None, 0)  # so a strip of the first expectation would be caught
+    deciding = result.deciding_expectation
+    strip = result.figures[0]
+    assert strip.title.startswith(f"{deciding.statistic}:")
+    interval = strip.data["intervals"][0]
+    assert [interval["low"], interval["estimate"], interval["high"]] == rounded([deciding.evaluation.ci[0], deciding.evaluation.estimate, deciding.evaluation.ci[1]])
+
+
 def test_strip_of_a_largest_member_claim_has_one_group_per_head_deciding_first(heads_model):
     result = Engine(Settings(**SETTINGS)).evaluate([claim(heads_model, layer=1, expect={"max_score": "< 0.9"})])[0]
     strip = result.figures[0]
@@ -210,6 +220,8 @@ def test_comparison_pictures_the_tokens_with_the_largest_and_smallest_gain_in_th
         assert gain[sequence, position - 1] == pytest.approx(extreme, abs=1e-4)
         assert row["tokens"][row["focus"]] == tokenizer.decode([int(batch.tokens[sequence, position])])
     assert [r["values"][r["focus"]] for r in rows[:4]] == sorted((r["values"][r["focus"]] for r in rows[:4]), reverse=True)
+    ranked = [tuple(int(x) for x in r["label"].split("(sequence ")[1].rstrip(")").split(", token ")) for r in rows]
+    assert all(batch.regions["repeat"][i, p] for i, p in ranked)  # only tokens the claim's where: selects
     assert len({r["label"].split("(sequence ")[1].split(",")[0] for r in rows[:4]}) == 4  # one context per sequence
 
 
