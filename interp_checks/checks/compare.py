@@ -45,6 +45,7 @@ per-sequence gains with the interval).
 from __future__ import annotations
 
 import bisect
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -74,6 +75,27 @@ def floored(logp: np.ndarray, floor: float | np.ndarray) -> np.ndarray:
 
 def token_gains(model_logp: np.ndarray, baseline_logp: np.ndarray, floor: float) -> np.ndarray:
     return floored(model_logp, floor) - floored(baseline_logp, floor)
+
+
+# next-token log-probs per logits tensor, kept while the tensor lives: the claims of a group read one
+# logits tensor per model and chunk (the engine shares the forward pass), and ``figures`` reads the
+# chunk ``measure`` just read, so the log-softmax over the vocabulary runs once per model and chunk.
+# Keyed by id (a tensor's == is elementwise, so tensors cannot be dict keys); an entry is dropped
+# when its tensor is freed, and a hit must be the same tensor object with the same tokens.
+_LOGPROBS: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
+
+
+def chunk_logprobs(logits: Any, tokens: np.ndarray) -> np.ndarray:
+    """``runner.next_token_logprobs(logits, tokens)``, computed once per logits tensor (and tokens)."""
+    key = id(logits)
+    cached = _LOGPROBS.get(key)
+    if cached is not None and cached[0]() is logits and np.array_equal(cached[1], tokens):
+        return cached[2]
+    logp = next_token_logprobs(logits, tokens)
+    if cached is None:
+        weakref.finalize(logits, _LOGPROBS.pop, key, None)
+    _LOGPROBS[key] = (weakref.ref(logits), np.array(tokens, copy=True), logp)
+    return logp
 
 
 def same_tokens(a: InputBatch, b: InputBatch) -> bool:
@@ -210,8 +232,8 @@ class LogprobGainCheck:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(model log-probs, baseline log-probs, ``where:`` selection), each [n, pos] on its own tokens."""
         model, baseline = batches[MODEL], batches[BASELINE]
-        model_logp = next_token_logprobs(activations[MODEL]["logits"], model.tokens)
-        baseline_logp = next_token_logprobs(activations[BASELINE]["logits"], baseline.tokens)
+        model_logp = chunk_logprobs(activations[MODEL]["logits"], model.tokens)
+        baseline_logp = chunk_logprobs(activations[BASELINE]["logits"], baseline.tokens)
         try:
             selected = select(prepared.state["where"], model)
         except TokenSetError as error:

@@ -229,7 +229,8 @@ class HeadRoleCheck:
         """The attention pattern of the head(s) the claim is about, on the first chunk, role keys marked."""
         batch = batches[MODEL]
         mask = self._mask(batch)
-        scores = scores_by_layer(activations[MODEL], prepared.state["layers"], mask)
+        one = prepared.state["key"] == "head"  # nothing to choose between: no scores needed
+        scores = {} if one else scores_by_layer(activations[MODEL], prepared.state["layers"], mask)
         return [
             pattern_figure(activations[MODEL][PATTERN_HOOK.format(layer=layer)][:, head], mask, batch, self.name, head_name(layer, head), why)
             for (layer, head), why in figure_heads(prepared.state, scores)

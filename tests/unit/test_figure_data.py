@@ -130,3 +130,4 @@ def test_token_strings_come_from_the_text_then_the_tokenizer_then_the_ids():
     assert InputBatch(tokens, "k", {}, 0, tokenizer=OneByOne()).token_strings(0) == ["<0>", "<5>", "<6>"]
     assert InputBatch(tokens, "k", {}, 0).token_strings(0) == ["#0", "#5", "#6"]
     assert InputBatch(tokens, "k", {}, 0, tokenizer=OneByOne()).rows(0, 1).tokenizer is not None
+
