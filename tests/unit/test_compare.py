@@ -323,10 +323,7 @@ def test_repeated_identifier_matches_whole_words_only():
 def test_log_probs_are_computed_once_per_logits_tensor_and_tokens(monkeypatch):
     """``measure`` and ``figures`` of every claim of a group read one logits tensor per model and
     chunk: the log-softmax over the vocabulary must run once for it, and again for other tokens."""
-    import torch
-
     from interp_checks.checks import compare
-    from interp_checks.runner import next_token_logprobs
 
     calls = []
     monkeypatch.setattr(compare, "next_token_logprobs", lambda logits, tokens: calls.append(1) or next_token_logprobs(logits, tokens))
