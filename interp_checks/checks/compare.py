@@ -294,11 +294,10 @@ def gain_contexts(batch: InputBatch, gains: np.ndarray, eligible: np.ndarray, wh
         for i, p in extreme_positions(gains, eligible, CONTEXTS_EACH_WAY, largest=largest):
             valid = np.flatnonzero(batch.valid[i])
             start, stop = max(int(valid[0]), p - TOKENS_BEFORE), min(int(valid[-1]) + 1, p + TOKENS_AFTER + 1)
-            strings = batch.token_strings(i)
             rows.append(
                 {
                     "label": f"{'largest' if largest else 'smallest'}: gain {gains[i, p]:+.2f} (sequence {i}, token {p})",
-                    "tokens": strings[start:stop],
+                    "tokens": batch.token_strings(i, start, stop),
                     "values": [float(v) if np.isfinite(v) else None for v in gains[i, start:stop]],
                     "focus": p - start,
                 }

@@ -296,7 +296,7 @@ def pattern_figure(
         row = defined[0] if defined else 0
         length = int(batch.valid[row].sum())
         values, marked = pattern_np[row, :length, :length], mask_np[row, :length, :length]
-        labels = batch.token_strings(row)[:length]
+        labels = batch.token_strings(row, 0, length)
         shown = f"Attention pattern on sequence {row} of the inputs, " + (
             "the first in which the role is defined" if defined else "(the role is defined in none of the first chunk)"
         )

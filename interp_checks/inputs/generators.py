@@ -133,19 +133,16 @@ class InputBatch:
             self.tokenizer,
         )
 
-    def token_strings(self, row: int) -> list[str]:
-        """Each token of ``row`` as text, for pictures: its characters in the row's text where the
-        batch has text, else the tokenizer's decoding of the id, else the id itself (``"#17"``).
-        Padding positions are included (as their ids' text); callers show the valid ones."""
-        ids = [int(t) for t in self.tokens[row]]
-        decoded = [_decode_one(self.tokenizer, i) for i in ids]
+    def token_strings(self, row: int, start: int = 0, stop: int | None = None) -> list[str]:
+        """Tokens ``start:stop`` of ``row`` as text, for pictures: each token's characters in the
+        row's text where the batch has text, else the tokenizer's decoding of its id, else the id
+        itself (``"#17"``). Padding positions are included; callers show the valid ones."""
+        ids = [int(t) for t in self.tokens[row, start:stop]]
         if self.texts is None or self.offsets is None:
-            return decoded
+            return [_decode_one(self.tokenizer, i) for i in ids]
         text = self.texts[row]
-        return [
-            text[start:stop] if stop > start else decoded[p]
-            for p, (start, stop) in enumerate((int(a), int(b)) for a, b in self.offsets[row])
-        ]
+        spans = [(int(a), int(b)) for a, b in self.offsets[row, start:stop]]
+        return [text[a:b] if b > a else _decode_one(self.tokenizer, i) for i, (a, b) in zip(ids, spans)]
 
 
 def _decode_one(tokenizer: Any, token_id: int) -> str:

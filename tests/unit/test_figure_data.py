@@ -126,7 +126,7 @@ class OneByOne:
 def test_token_strings_come_from_the_text_then_the_tokenizer_then_the_ids():
     tokens = np.array([[0, 5, 6]])
     text = InputBatch(tokens, "k", {}, 0, texts=["ab cd"], offsets=np.array([[[0, 0], [0, 2], [2, 5]]]), tokenizer=OneByOne())
-    assert text.token_strings(0) == ["<0>", "ab", " cd"]
+    assert text.token_strings(0) == ["<0>", "ab", " cd"] and text.token_strings(0, 1, 2) == ["ab"]
     assert InputBatch(tokens, "k", {}, 0, tokenizer=OneByOne()).token_strings(0) == ["<0>", "<5>", "<6>"]
     assert InputBatch(tokens, "k", {}, 0).token_strings(0) == ["#0", "#5", "#6"]
     assert InputBatch(tokens, "k", {}, 0, tokenizer=OneByOne()).rows(0, 1).tokenizer is not None
