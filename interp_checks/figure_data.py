@@ -145,9 +145,9 @@ class Window:
     col_start: int
     col_stop: int
 
-    @property
-    def cropped(self) -> bool:
-        return self.row_start > 0 or self.col_start > 0
+    def crops(self, shape: tuple[int, ...]) -> bool:
+        """Whether the window leaves out part of a matrix of ``shape`` (a caption must say so)."""
+        return (self.row_start, self.col_start, self.row_stop, self.col_stop) != (0, 0, shape[0], shape[1])
 
     def take(self, matrix: np.ndarray) -> np.ndarray:
         return matrix[self.row_start : self.row_stop, self.col_start : self.col_stop]

@@ -288,7 +288,7 @@ def pattern_figure(
     n = pattern_np.shape[0]
     if shares_structure(mask_np, batch.valid):
         values, marked = pattern_np.mean(axis=0), mask_np.mean(axis=0) >= 0.5
-        labels = [str(p) for p in range(values.shape[0])]
+        labels, unit = [str(p) for p in range(values.shape[0])], "position"
         shown = f"Mean attention pattern over the first {n} sequences of the inputs (they share one structure)"
         marks = "outlined: where the role names a key in at least half of them"
     else:
@@ -296,13 +296,13 @@ def pattern_figure(
         row = defined[0] if defined else 0
         length = int(batch.valid[row].sum())
         values, marked = pattern_np[row, :length, :length], mask_np[row, :length, :length]
-        labels = batch.token_strings(row, 0, length)
+        labels, unit = batch.token_strings(row, 0, length), "token"
         shown = f"Attention pattern on sequence {row} of the inputs, " + (
             "the first in which the role is defined" if defined else "(the role is defined in none of the first chunk)"
         )
         marks = "outlined: the keys the role names"
     window = crop_around(marked, HEATMAP_SIZE)
-    if window.cropped or window.row_stop < values.shape[0] or window.col_stop < values.shape[1]:
+    if window.crops(values.shape):
         shown += (
             f"; cropped to queries {window.row_start}-{window.row_stop - 1} and keys {window.col_start}-{window.col_stop - 1}"
             f" of {values.shape[0]} positions, around the cells the role names"
@@ -313,8 +313,8 @@ def pattern_figure(
         "row_labels": labels[window.row_start : window.row_stop],
         "col_labels": labels[window.col_start : window.col_stop],
         "marked": [[int(r), int(c)] for r, c in zip(rows, cols)],
-        "x_label": "key position (attended to)",
-        "y_label": "query position (attending)",
+        "x_label": f"key {unit} (attended to)",
+        "y_label": f"query {unit} (attending)",
         "value_label": "attention probability",
         "vmin": 0.0,
         "vmax": 1.0,

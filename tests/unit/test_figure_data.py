@@ -41,7 +41,8 @@ def induction_cells(period: int, pos: int) -> np.ndarray:
 
 
 def test_crop_keeps_a_small_matrix_whole():
-    assert crop_around(induction_cells(8, 17), size=40) == Window(0, 17, 0, 17)
+    window = crop_around(induction_cells(8, 17), size=40)
+    assert window == Window(0, 17, 0, 17) and not window.crops((17, 17)) and crop_around(induction_cells(32, 65), 40).crops((65, 65))
 
 
 def test_crop_shows_every_induction_cell_of_a_long_repeated_sequence_with_separate_row_and_key_windows():
