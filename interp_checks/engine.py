@@ -7,6 +7,10 @@
     logits) --> per-sequence measurements --> stats.evaluate (per expectation) --> claim-level
     p-values (stats.claim_p_values) adjusted over the family --> stats.decide_claim --> ClaimResult
 
+Pictures: each claim gets the check's ``figures`` of the first chunk (guarded: a failing picture is
+a note, never an error) and, once decided, the engine's strip of the deciding expectation's
+per-sample values against the null (``figure_data.verdict_strip``).
+
 The family is fixed before anything runs (``Family``): its size is the number of claims the
 session collected, whatever ``-k`` or ``--lf`` selects, and claims judged in later calls (Python
 claims) join the same ledger, so no re-run or selection judges a claim more leniently.
@@ -42,6 +46,8 @@ from interp_checks.inputs.generators import (
     normalise_input_spec,
 )
 from interp_checks.family import Family
+from interp_checks.figure_data import validated, verdict_strip
+from interp_checks.figures import Figure
 from interp_checks.progress import GroupProgress, GroupStarted, ProgressCallback, ProgressEvent
 from interp_checks.results import ERROR, ClaimResult, ExpectationResult
 from interp_checks.stats import (
@@ -87,6 +93,10 @@ class PreparedClaim:
     sources: list[str] | None = None  # the document each input row was cut from (None: rows are independent)
     error: str | None = None  # set when this claim's own measurement failed; its group carries on
     default_inputs: bool = False  # the claim gave no inputs: these are its check's defaults
+    figures: list[Figure] = field(default_factory=list)  # the check's pictures of the first chunk
+    figure_notes: list[str] = field(default_factory=list)  # pictures that could not be drawn, and why
+    # per expectation: the per-sample values it was judged on and the null's ([n, draws], None: zero)
+    samples: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
 
     @property
     def model_key(self) -> str:
@@ -294,6 +304,12 @@ class Engine:
                     continue
                 for stat, array in values.items():
                     claim.measurements[stat].append(np.asarray(array, dtype=float))
+                if begin == 0:
+                    _draw_check_figures(
+                        claim,
+                        {role: activations[key] for role, key in by_role.items()},
+                        {role: chunks[key] for role, key in by_role.items()},
+                    )
             del activations
             for key, draws in twins.items():
                 for draw, twin in enumerate(draws):
@@ -348,6 +364,7 @@ class Engine:
         results = []
         sizes = []
         null = self._null_matrix(claim)
+        null_is_zero = null is None
         null_kind = claim.check.null_description(claim.prepared)
         notes = list(claim.prepared.notes)
         if claim.sources is not None:
@@ -384,6 +401,7 @@ class Engine:
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
+            claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
             results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(
@@ -396,7 +414,8 @@ class Engine:
             n=min(sizes) if sizes else 0,
             load_s=claim.load_s,
             measure_s=claim.measure_s,
-            notes=notes,
+            notes=notes + claim.figure_notes,
+            figures=list(claim.figures),
         )
 
     @staticmethod
@@ -449,6 +468,7 @@ class Engine:
                 message = _internal_error(f"check {spec.check}", "preparing the claim", error)
                 results[index] = ClaimResult(spec, ERROR, error=f"{spec.path}, claim {spec.id!r}: {message}")
 
+        claims: dict[int, PreparedClaim] = {}
         groups: dict[str, list[tuple[int, PreparedClaim]]] = defaultdict(list)
         for index, claim in prepared:
             groups[claim.input_key].append((index, claim))
@@ -462,15 +482,19 @@ class Engine:
                 outcomes = [(index, claim, failure) for index, claim in members]
             for index, claim, error in outcomes:
                 results[index] = self._result_of(claim, error)
+                claims[index] = claim
 
         ordered = [results[i] for i in range(len(specs))]
         self._adjust_and_decide(ordered, family)
+        for index, claim in claims.items():
+            _add_verdict_strip(results[index], claim)
         return ordered
 
     def _run_claims(self, claims: list[PreparedClaim], position: tuple[int, int] = (1, 1)) -> str | None:
         """Run claims as one group; None, or why the shared run failed (a message, not an exception)."""
         for claim in claims:  # a rerun starts clean
             claim.measurements, claim.null_measurements, claim.error = defaultdict(list), defaultdict(list), None
+            claim.figures, claim.figure_notes, claim.samples = [], [], []
         self._open_group = None
         try:
             self._run_group(claims, position)
@@ -524,6 +548,48 @@ def _guarded(claim: PreparedClaim, doing: str, call: Any) -> Any:
     except Exception as error:  # a check's bug: report it on this claim, keep the others
         claim.error = _internal_error(f"check {claim.check.name}", doing, error)
     return None
+
+
+def _draw_check_figures(claim: PreparedClaim, activations: Mapping[str, Any], batches: Mapping[str, InputBatch]) -> None:
+    """The check's pictures of the first chunk, if it draws any (``checks.base.DrawsFigures``).
+    Guarded: whatever goes wrong becomes a note on the claim, never an error or a changed verdict."""
+    draw = getattr(claim.check, "figures", None)
+    if draw is None:
+        return
+    source = f"check {claim.check.name}"
+    try:
+        figures = draw(claim.prepared, activations, batches)
+    except Exception as error:  # a picture must never cost a verdict
+        claim.figure_notes.append(f"figures of {source} could not be drawn: {type(error).__name__}: {error}")
+        return
+    kept, notes = validated(figures, source)
+    claim.figures.extend(kept)
+    claim.figure_notes.extend(notes)
+
+
+def _add_verdict_strip(result: ClaimResult, claim: PreparedClaim) -> None:
+    """Put the engine's strip of the deciding expectation first among the claim's figures: the
+    subject's per-sample values (per document where documents were averaged) beside the null's,
+    with the threshold and the estimate's interval. A failure is a note, like a check's figure."""
+    expectation = result.deciding_expectation
+    if expectation is None or expectation.evaluation is None or len(claim.samples) != len(result.expectations):
+        return
+    values, null = claim.samples[result.deciding]
+    try:
+        figure = verdict_strip(
+            expectation.statistic,
+            values,
+            expectation.evaluation,
+            null=null,
+            null_kind=result.null or "",
+            members=claim.prepared.members.get(expectation.statistic),
+            unit=expectation.unit,
+            unit_of_sampling="document" if claim.sources is not None else "sequence",
+        )
+    except Exception as error:  # a picture must never cost a verdict
+        result.notes.append(f"figure 'per-sample values' could not be drawn: {type(error).__name__}: {error}")
+        return
+    result.figures.insert(0, figure)
 
 
 def passes(result: ClaimResult, *, inconclusive: str = "fail") -> str:

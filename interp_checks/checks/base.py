@@ -8,7 +8,9 @@ A check is the only place that knows what a claim family means. It declares
 * which statistics it produces, one value per input sequence (the unit of sampling);
 * its default inputs (``default_inputs``, an ``inputs:`` mapping), used when a claim gives none:
   large enough for a meaningful test, small enough to run in seconds on a CPU;
-* the statistic of the statistical null, measured on a random-weights twin of the model.
+* the statistic of the statistical null, measured on a random-weights twin of the model;
+* optionally, pictures of what it measured (``figures``: plot-ready ``interp_checks.figures.Figure``
+  data such as a head's attention pattern), drawn by ``interp_checks.report``.
 
 It never loads models, computes p-values or writes reports: those belong to ``models/``,
 ``stats/`` and ``report/``. Adding a claim family is one new module that calls ``register``.
@@ -25,6 +27,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from interp_checks.figures import Figure
     from interp_checks.inputs.generators import InputBatch
 
 
@@ -127,6 +130,30 @@ class Check(Protocol):
 
     def null_description(self, prepared: Prepared) -> str:
         """How the null is built, for the report (e.g. 'max over all heads, random-weights model')."""
+
+
+class DrawsFigures(Check, Protocol):
+    """A check that also draws pictures of its claims. ``figures`` is optional: a check without it
+    has no pictures of its own (every judged claim still gets the engine's strip of per-sequence
+    values against the null, threshold and interval).
+
+    The engine calls ``figures`` once per claim, on the **first chunk** of inputs it measures (at
+    most ``--interp-batch-size`` sequences), with the same arguments as ``measure`` and only the
+    activations the claim asked for in ``prepare`` (a picture must not cost a forward pass; a hook
+    needed only for a picture goes into ``needs`` only if it is cheap). So pictures are of the first
+    chunk, and each figure's caption must say how its example was chosen ("the mean over the first
+    64 sequences", "the 4 tokens with the largest gain among the first 64 sequences").
+
+    The call is guarded: an exception, or a figure that is not a ``Figure`` or not valid JSON data,
+    never changes the claim's verdict or becomes an error; it becomes a note on the claim ("figure
+    ... could not be drawn: ..."). Round the numbers (``figures.rounded``) and keep figures small:
+    every claim's figures go into ``report.json``.
+    """
+
+    def figures(
+        self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, "InputBatch"]
+    ) -> list["Figure"]:
+        """Plot-ready pictures of this claim on the first chunk of its inputs (keyed by model role)."""
 
 
 _REGISTRY: dict[str, Check] = {}

@@ -12,6 +12,10 @@ after that correction. The role masks are the same as ``detect_head``'s patterns
 Null: the same statistic on a random-weights twin of the model, taking per sequence the maximum
 over every head of the model. Claims name heads a researcher found by looking at all of them, so
 the fair null for "this head scores high" is the best head of an untrained model, not one head.
+
+Pictures (``figures``): a heatmap of a claimed head's attention pattern on the first chunk, with
+the role's keys marked; for claims about several heads, the claimed head scoring highest on the
+chunk, and for "exactly these heads" also the highest-scoring head outside the claim.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ import torch
 from jaxtyping import Bool, Float
 
 from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.figure_data import crop_around
+from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
 
 HEAD_NAME = re.compile(r"^L(\d+)H(\d+)$")
 PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
+HEATMAP_SIZE = 40  # the most positions a pattern heatmap shows each way: 28 of them at 48 made report.json 2.4 MB
+SHARED_STRUCTURE = 0.8  # share of the chunk's role cells that must be common to most sequences to average them
 
 
 def parse_head(text: Any, shape: ModelShape) -> tuple[int, int]:
@@ -220,6 +228,19 @@ class HeadRoleCheck:
                 out[stat] = np.stack([scores[l][:, h] for l, h in prepared.state["selected"]], axis=1)
         return out
 
+    def figures(
+        self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]
+    ) -> list[Figure]:
+        """The attention pattern of the head(s) the claim is about, on the first chunk, role keys marked."""
+        batch = batches[MODEL]
+        mask = self._mask(batch)
+        one = prepared.state["key"] == "head"  # nothing to choose between: no scores needed
+        scores = {} if one else scores_by_layer(activations[MODEL], prepared.state["layers"], mask)
+        return [
+            pattern_figure(activations[MODEL][PATTERN_HOOK.format(layer=layer)][:, head], mask, batch, self.name, head_name(layer, head), why)
+            for (layer, head), why in figure_heads(prepared.state, scores)
+        ]
+
     def measure_null(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> np.ndarray:
         shape: ModelShape = prepared.state["shape"]
         scores = scores_by_layer(activations, list(range(shape.n_layers)), self._mask(batch))
@@ -227,6 +248,85 @@ class HeadRoleCheck:
 
     def null_description(self, prepared: Prepared) -> str:
         return "max over all heads of the same architecture with random weights, same inputs"
+
+
+def figure_heads(state: Mapping[str, Any], scores: Mapping[int, np.ndarray]) -> list[tuple[tuple[int, int], str]]:
+    """Which heads to picture (at most two), each with why it was chosen: the one claimed head; of
+    several, the claimed head with the highest mean score on the chunk; for ``heads_with_role`` also
+    the highest-scoring head outside the claim (the one closest to breaking "no other head")."""
+    selected: list[tuple[int, int]] = state["selected"]
+    if state["key"] == "head":
+        return [(selected[0], "the claimed head")]
+
+    def chunk_mean(layer_head: tuple[int, int]) -> float:
+        column = scores[layer_head[0]][:, layer_head[1]]
+        return float(np.nanmean(column)) if np.isfinite(column).any() else -np.inf
+
+    chosen = [(max(selected, key=chunk_mean), f"the highest-scoring of the {len(selected)} claimed heads on these sequences")]
+    if state["key"] == "heads_with_role":
+        others = [(l, h) for l in sorted(scores) for h in range(scores[l].shape[1]) if (l, h) not in selected]
+        if others:
+            chosen.append((max(others, key=chunk_mean), "the highest-scoring head outside the claim on these sequences"))
+    return chosen
+
+
+def shares_structure(mask: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether the sequences' role masks are one structure (repeated random tokens: every sequence
+    repeats at the same offset), so a mean pattern over sequences means something: every row is
+    unpadded, and most of the chunk's role cells lie where at least half the sequences have one."""
+    if not valid.all() or not mask.any():
+        return False
+    common = mask.mean(axis=0) >= 0.5
+    return bool((mask & common).sum() >= SHARED_STRUCTURE * mask.sum())
+
+
+def pattern_figure(
+    pattern: torch.Tensor, mask: torch.Tensor, batch: InputBatch, role: str, head: str, why: str
+) -> Figure:
+    """A heatmap of one head's attention ([sequences, query, key] on the first chunk) with the
+    role's keys marked: the mean over the sequences when they share a structure (the marked cells
+    are then those the role names in at least half of them), else the first sequence in which the
+    role is defined (its own mask, its tokens as labels). At most HEATMAP_SIZE positions each way,
+    cropped around the marked cells (``figure_data.crop_around``)."""
+    pattern_np = pattern.float().cpu().numpy()
+    mask_np = mask.cpu().numpy()
+    n = pattern_np.shape[0]
+    if shares_structure(mask_np, batch.valid):
+        values, marked = pattern_np.mean(axis=0), mask_np.mean(axis=0) >= 0.5
+        labels, unit = [str(p) for p in range(values.shape[0])], "position"
+        shown = f"Mean attention pattern over the first {n} sequences of the inputs (they share one structure)"
+        marks = "outlined: where the role names a key in at least half of them"
+    else:
+        defined = [i for i in range(n) if mask_np[i].any()]
+        row = defined[0] if defined else 0
+        length = int(batch.valid[row].sum())
+        values, marked = pattern_np[row, :length, :length], mask_np[row, :length, :length]
+        labels, unit = batch.token_strings(row, 0, length), "token"
+        shown = f"Attention pattern on sequence {row} of the inputs, " + (
+            "the first in which the role is defined" if defined else "(the role is defined in none of the first chunk)"
+        )
+        marks = "outlined: the keys the role names"
+    window = crop_around(marked, HEATMAP_SIZE)
+    if window.crops(values.shape):
+        shown += (
+            f"; cropped to queries {window.row_start}-{window.row_stop - 1} and keys {window.col_start}-{window.col_stop - 1}"
+            f" of {values.shape[0]} positions, around the cells the role names"
+        )
+    rows, cols = np.nonzero(window.take(marked))
+    data = {
+        "values": rounded(window.take(values), 3),
+        "row_labels": labels[window.row_start : window.row_stop],
+        "col_labels": labels[window.col_start : window.col_stop],
+        "marked": [[int(r), int(c)] for r, c in zip(rows, cols)],
+        "x_label": f"key {unit} (attended to)",
+        "y_label": f"query {unit} (attending)",
+        "value_label": "attention probability",
+        "vmin": 0.0,
+        "vmax": 1.0,
+    }
+    role_name = role.replace("_", " ")
+    caption = f"{shown}. {head} is {why}; {marks} ({role_name} keys)."
+    return Figure("heatmap", f"{head} attention pattern, {role_name} keys marked", data, caption)
 
 
 for _name, _description in (

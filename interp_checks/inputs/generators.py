@@ -92,7 +92,9 @@ class InputBatch:
     subsets the generator knows about (``repeat``: the second copy of a repeated sequence, or a
     planted span inside real text). ``texts`` and ``offsets`` (each token's character span in its
     row's text) exist for inputs that start from text, so token subsets can be chosen by regex and
-    models with different tokenizers can be compared on the same characters.
+    models with different tokenizers can be compared on the same characters. ``tokenizer`` is the
+    model's tokenizer (None if it has none), kept only to show tokens as text in pictures
+    (:meth:`token_strings`).
     """
 
     tokens: Int[np.ndarray, "n pos"]
@@ -105,6 +107,7 @@ class InputBatch:
     offsets: Int[np.ndarray, "n pos 2"] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     sources: list[str] | None = None
+    tokenizer: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.valid is None:
@@ -127,7 +130,29 @@ class InputBatch:
             None if self.offsets is None else self.offsets[start:stop],
             self.meta,
             None if self.sources is None else self.sources[start:stop],
+            self.tokenizer,
         )
+
+    def token_strings(self, row: int, start: int = 0, stop: int | None = None) -> list[str]:
+        """Tokens ``start:stop`` of ``row`` as text, for pictures: each token's characters in the
+        row's text where the batch has text, else the tokenizer's decoding of its id, else the id
+        itself (``"#17"``). Padding positions are included; callers show the valid ones."""
+        ids = [int(t) for t in self.tokens[row, start:stop]]
+        if self.texts is None or self.offsets is None:
+            return [_decode_one(self.tokenizer, i) for i in ids]
+        text = self.texts[row]
+        spans = [(int(a), int(b)) for a, b in self.offsets[row, start:stop]]
+        return [text[a:b] if b > a else _decode_one(self.tokenizer, i) for i, (a, b) in zip(ids, spans)]
+
+
+def _decode_one(tokenizer: Any, token_id: int) -> str:
+    """One token id as text through ``tokenizer`` (``"#id"`` without one, or if decoding fails)."""
+    if tokenizer is not None:
+        try:
+            return str(tokenizer.decode([token_id]))
+        except Exception:  # a tokenizer that cannot decode one id alone: show the id
+            pass
+    return f"#{token_id}"
 
 
 @dataclass
@@ -312,6 +337,7 @@ def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int, *, max_token
     made = generator.make(params, vocab, rng)
     if isinstance(made, TextSamples):
         batch = tokenize_texts(made, vocab, spec["kind"], params, seed)
+        batch.tokenizer = vocab.tokenizer
         if max_tokens is not None and batch.tokens.size > max_tokens:
             raise _size_error(spec, int(batch.tokens.size), max_tokens, "tokens")
         return batch
@@ -324,7 +350,7 @@ def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int, *, max_token
             f"{vocab.n_ctx}: lower seq_len"
         )
     regions = meta.pop("regions", {})
-    return InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, regions=regions, meta=meta)
+    return InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, regions=regions, meta=meta, tokenizer=vocab.tokenizer)
 
 
 def tokenize_texts(samples: TextSamples, vocab: Vocabulary, kind: str, params: dict[str, Any], seed: int) -> InputBatch:

@@ -26,12 +26,26 @@ def test_every_bundled_claim_gets_its_stated_verdict(pytester):
     for path in files:
         shutil.copy(path, pytester.path / path.name)
     result = pytester.runpytest_inprocess(f"{OPT_RESAMPLES}=1999", "-p", "no:randomly")
-    claims = json.loads((pytester.path / "reports" / "report.json").read_text())["claims"]
+    text = (pytester.path / "reports" / "report.json").read_text()
+    claims = json.loads(text, parse_constant=_refuse_non_json)["claims"]
     wrong = [(c["id"], c["outcome"], c["expected"], c.get("error")) for c in claims if c["outcome"] != c["expected"]]
     assert not wrong, wrong
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == len(claims) and not outcomes.get("failed")
     assert {c["expected"] for c in claims} == {"supported", "refuted"}, "the suite must show both verdicts"
+    # a picture for every claim (issue 11): the engine's strip of the deciding expectation first,
+    # then the family's own picture, and no picture that failed to draw
+    pictures = {c["id"]: [f["kind"] for f in c["figures"]] for c in claims}
+    own = {"logprob_gain": "tokens"}
+    missing = {c["id"]: pictures[c["id"]] for c in claims if pictures[c["id"]][:1] != ["strip"] or own.get(c["check"], "heatmap") not in pictures[c["id"]]}
+    assert not missing, missing
+    failed = [(c["id"], note) for c in claims for note in c["notes"] if "could not be drawn" in note]
+    assert not failed, failed
+    assert len(text) < 2_000_000, f"report.json is {len(text):,} bytes"
+
+
+def _refuse_non_json(constant: str) -> None:
+    raise ValueError(f"report.json holds {constant}, which strict JSON does not allow")
 
 
 # Input seeds other than the claim files' own (0). Fixed here before any claim was (re)written and

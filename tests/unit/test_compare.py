@@ -318,3 +318,26 @@ def test_repeated_identifier_matches_whole_words_only():
     offsets = [[0, 0], [0, 5], [10, 13], [16, 21]]
     b = batch([[0, 1, 2, 3]], texts=[text], offsets=[offsets])
     assert select(parse_where({"pattern": "repeated_identifier"}), b)[0].tolist() == [False, False, False, True]
+
+
+def test_log_probs_are_computed_once_per_logits_tensor_and_tokens(monkeypatch):
+    """``measure`` and ``figures`` of every claim of a group read one logits tensor per model and
+    chunk: the log-softmax over the vocabulary must run once for it, and again for other tokens."""
+    from interp_checks.checks import compare
+
+    calls = []
+    monkeypatch.setattr(compare, "next_token_logprobs", lambda logits, tokens: calls.append(1) or next_token_logprobs(logits, tokens))
+    logits = torch.randn(3, 5, 11)
+    tokens = np.random.default_rng(0).integers(0, 11, (3, 5))
+    first = compare.chunk_logprobs(logits, tokens)
+    np.testing.assert_array_equal(first, next_token_logprobs(logits, tokens))
+    assert compare.chunk_logprobs(logits, tokens) is first and len(calls) == 1
+    other = (tokens + 1) % 11
+    np.testing.assert_array_equal(compare.chunk_logprobs(logits, other), next_token_logprobs(logits, other))
+    assert len(calls) == 2
+    np.testing.assert_array_equal(compare.chunk_logprobs(logits.clone(), tokens), first)
+    assert len(calls) == 3  # a new tensor, however equal, is a new chunk
+    key = id(logits)
+    assert key in compare._LOGPROBS
+    del logits
+    assert key not in compare._LOGPROBS  # nothing outlives its chunk
