@@ -410,18 +410,42 @@ class ClaimItem(pytest.Item):
         return self.path, None, f"claim {self.spec.id}: {self.spec.statement or self.spec.check or 'no statement or check'}"
 
 
+FIGURES = pytest.StashKey[dict[str, list[dict[str, Any]]]]()
+FIGURES_ATTRIBUTE = "interp_figures"  # on test reports: nodeid -> figures (xdist serialises report attributes)
+
+
+def _attach_record(node: pytest.Item, record: dict[str, Any], suffix: str = "") -> None:
+    """Put a claim's record on its test item: the numbers as readable junit properties, the record as
+    one JSON property the report collector reads, and its figures beside it on the test report
+    (``pytest_runtest_makereport``) rather than in the property, where they would swell the junit XML
+    (the figures of the bundled suite are about 0.7 MB)."""
+    from interp_checks.report.junit import junit_properties
+
+    node.stash.setdefault(FIGURES, {})[record["nodeid"]] = record.get("figures") or []
+    slim = {**record, "figures": []}
+    node.user_properties.append((RESULT_PROPERTY, json.dumps(slim, allow_nan=False)))
+    node.user_properties.extend(junit_properties(record, suffix=suffix))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    figures = item.stash.get(FIGURES, None)
+    if figures:
+        setattr(report, FIGURES_ATTRIBUTE, figures)
+    return report
+
+
 def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> None:
     """Record a result on the item and turn its verdict (and any drift from the baseline) into
     pass / fail / skip: a claim that drifted fails even when its verdict is the expected one."""
     from interp_checks.engine import passes
-    from interp_checks.report.junit import junit_properties
     from interp_checks.report.schema import claim_record
 
     baseline = config.stash[STATE].baseline
     record = claim_record(result, item.nodeid)
     drift = baseline.annotate(record) if baseline is not None else []
-    item.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
-    item.user_properties.extend(junit_properties(record))
+    _attach_record(item, record)
     verdict = passes(result, inconclusive=config.getoption(OPT_INCONCLUSIVE))
     if verdict == "failed" or drift:
         raise ClaimFailure(result, verdict, drift, baseline.path if baseline is not None else None)
@@ -527,6 +551,7 @@ class ReportCollector:
         for name, value in report.user_properties:
             if name == RESULT_PROPERTY and report.when in ("call", "setup"):
                 record = json.loads(value)
+                record["figures"] = getattr(report, FIGURES_ATTRIBUTE, {}).get(record["nodeid"], record.get("figures", []))
                 if all(r["nodeid"] != record["nodeid"] for r in self.state.reported):
                     self.state.reported.append(record)
 
@@ -598,7 +623,6 @@ class InterpFixture:
 
     def verify(self, claims: list[dict[str, Any]], *, raise_on_failure: bool = True) -> list["ClaimResult"]:
         from interp_checks.engine import passes
-        from interp_checks.report.junit import junit_properties
         from interp_checks.report.schema import claim_record
 
         specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
@@ -612,8 +636,7 @@ class InterpFixture:
         for result in results:
             record = claim_record(result, f"{node.nodeid}::{result.spec.id}")
             drifts.append(baseline.annotate(record) if baseline is not None else [])
-            node.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
-            node.user_properties.extend(junit_properties(record, suffix=f"[{result.spec.id}]"))
+            _attach_record(node, record, suffix=f"[{result.spec.id}]")
         if raise_on_failure:
             policy = self._request.config.getoption(OPT_INCONCLUSIVE)
             verdicts = [passes(r, inconclusive=policy) for r in results]

@@ -167,6 +167,10 @@ def test_junit_xml_has_one_readable_property_per_number(pytester, random_native)
     assert float(props["interp_effect_size"]) == pytest.approx(record["effect_size"], rel=1e-5)
     assert props["interp_effect_size_kind"] == record["effect_size_kind"]
     assert not any(name.startswith("interp_baseline") for name in props)
+    # figures ride on the test report, not in junit (they would swell the XML), and still reach report.json
+    assert record["figures"] == [] and "<svg" not in (pytester.path / "out.xml").read_text()
+    written = json.loads((pytester.path / "reports" / "report.json").read_text())["claims"][0]
+    assert {figure["kind"] for figure in written["figures"]} == {"strip", "heatmap"}
 
 
 def test_the_interp_fixture_gets_the_same_properties_and_gate(pytester, random_native):
