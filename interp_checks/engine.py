@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from interp_checks.inputs.generators import (
     check_input_size,
     generate,
     input_key,
+    input_size,
     normalise_input_spec,
 )
 from interp_checks.family import Family
@@ -51,7 +52,7 @@ from interp_checks.stats import (
     evaluate_largest_mean,
 )
 
-__all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "passes"]
+__all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "Share", "passes", "plan_shares"]
 
 
 @dataclass
@@ -102,6 +103,70 @@ def _resolve_input_paths(inputs: Mapping[str, Any], base_dir: Any) -> dict[str, 
 
         resolved["source"] = str(resolve_source(resolved["source"], base_dir=base_dir))
     return resolved
+
+
+@dataclass(frozen=True)
+class Share:
+    """Claims to measure in one process so that their forward passes stay shared (indices into the
+    list of specs, in order), and an estimate of what measuring them costs: input tokens x forward
+    passes, where a random-weights null counts ``null_draws`` passes. The estimate only balances
+    work between processes (pytest-xdist workers); no number depends on it."""
+
+    indices: tuple[int, ...]
+    cost: float
+
+
+def plan_shares(specs: Sequence[ClaimSpec], settings: Settings) -> list[Share]:
+    """Split claims into shares that :meth:`Engine.measure` can measure apart with the same numbers.
+
+    The engine shares one forward pass per model per input group (same inputs and seed), and a
+    claim with several models (a baseline) ties those models' passes together. So two claims share
+    when they have the same inputs and seed and a model in common, directly or through other claims;
+    claims on the same inputs but other models share no pass and may go apart (the bundled suite's
+    head claims, one input spec on four models, make four shares). A claim whose check, inputs or
+    models do not resolve is a share of its own at cost 0: measuring it only reports its error.
+    Nothing is loaded, and the result depends only on the specs and settings, so every pytest-xdist
+    worker computes the same shares. Shares are ordered by their first claim."""
+    from interp_checks.models.spec import parse_model_spec
+
+    parent: dict[Any, Any] = {}
+
+    def root(node: Any) -> Any:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    node_cost: dict[Any, float] = {}
+    first_node: dict[int, Any] = {}
+    for index, spec in enumerate(specs):
+        try:
+            if spec.error is not None:
+                raise ValueError(spec.error)
+            check = get_check(spec.check)
+            inputs = normalise_input_spec(_resolve_input_paths(spec.inputs, spec.base_dir))
+            key = input_key(inputs, spec.seed)
+            texts = [spec.model] + [str(spec.params[role]) for role in check.model_roles]
+            models = [str(parse_model_spec(t, base_dir=spec.base_dir, bindings=settings.bindings)) for t in texts]
+        except Exception:  # measuring will report why; alone it costs nothing
+            first_node[index] = ("claim", index)
+            node_cost[("claim", index)] = 0.0
+            continue
+        tokens = float(input_size(inputs) or 1)
+        nodes = [(key, model) for model in models]
+        for node in nodes:
+            node_cost[node] = max(node_cost.get(node, 0.0), tokens)
+            parent[root(node)] = root(nodes[0])
+        subject = nodes[0]
+        twins = tokens * (1 + max(1, settings.null_draws))
+        node_cost[subject] = max(node_cost[subject], twins)
+        first_node[index] = subject
+    members: dict[Any, list[int]] = defaultdict(list)
+    for index in range(len(specs)):
+        members[root(first_node[index])].append(index)
+    cost: dict[Any, float] = defaultdict(float)
+    for node, value in node_cost.items():
+        cost[root(node)] += value
+    return sorted((Share(tuple(indices), cost[group]) for group, indices in members.items()), key=lambda s: s.indices[0])
 
 
 def _merge(needs: list[Needs]) -> Needs:
@@ -321,7 +386,12 @@ class Engine:
             return None
         return np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)], axis=1)
 
-    def _adjust_and_decide(self, results: list[ClaimResult], family: Family) -> None:
+    def decide(self, results: list[ClaimResult], family: Family) -> list[ClaimResult]:
+        """Adjust measured claims' p-values over ``family`` and set their verdicts, in place.
+
+        ``results`` are :meth:`measure`'s, in the order the family should record them (a session's
+        collected order): Holm and BH make each adjusted p depend on every other claim's raw p, so
+        claims measured apart (pytest-xdist workers) must be decided together, in one call."""
         judged = [r for r in results if r.outcome != ERROR and r.expectations]
         evaluations = [[e.evaluation for e in r.expectations] for r in judged]
         raw = [claim_p_values(evs) for evs in evaluations]
@@ -336,20 +406,31 @@ class Engine:
         for result in results:
             result.family, result.family_size = family.name, family.size
             result.adjust, result.alpha = self.settings.adjust, self.settings.alpha
+        return results
 
     def evaluate(self, specs: Iterable[ClaimSpec], *, family: Family | str | None = None) -> list[ClaimResult]:
-        """Evaluate claims together: shared forward passes, one multiplicity family.
+        """Evaluate claims together: shared forward passes, one multiplicity family
+        (:meth:`measure`, then :meth:`decide`).
 
         ``family`` is the session's :class:`Family` (claims judged across calls share it); a name or
-        None makes a new family of exactly these claims.
+        None makes a new family of exactly these claims."""
+        specs = list(specs)
+        if not isinstance(family, Family):
+            family = Family(name=family or "claims", size=len(specs))
+        return self.decide(self.measure(specs), family)
+
+    def measure(self, specs: Iterable[ClaimSpec]) -> list[ClaimResult]:
+        """Measure claims together (shared forward passes), in the order given, without deciding.
+
+        Each result carries its expectations' evaluations (estimates, intervals, raw p-values,
+        effect sizes) but no adjusted p-value or verdict yet (outcome ``inconclusive``, or
+        ``error``): that is :meth:`decide`'s, over the whole family.
 
         Never raises for one claim's sake: a claim that cannot be prepared, run or judged becomes an
         ``error`` result naming its file and id (an unexpected exception reads as an internal error
         to report), and the other claims carry on. When a shared pass fails, its claims are run one
         by one, so only the claims whose own run fails get the error."""
         specs = list(specs)
-        if not isinstance(family, Family):
-            family = Family(name=family or "claims", size=len(specs))
         results: dict[int, ClaimResult] = {}
         prepared: list[tuple[int, PreparedClaim]] = []
         for index, spec in enumerate(specs):
@@ -377,9 +458,7 @@ class Engine:
             for index, claim, error in outcomes:
                 results[index] = self._result_of(claim, error)
 
-        ordered = [results[i] for i in range(len(specs))]
-        self._adjust_and_decide(ordered, family)
-        return ordered
+        return [results[i] for i in range(len(specs))]
 
     def _run_claims(self, claims: list[PreparedClaim]) -> str | None:
         """Run claims as one group; None, or why the shared run failed (a message, not an exception)."""

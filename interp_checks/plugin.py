@@ -44,9 +44,12 @@ OPT_BATCH_SIZE = "--interp-batch-size"
 OPT_NULL_DRAWS = "--interp-null-draws"
 OPT_MAX_INPUT_TOKENS = "--interp-max-input-tokens"  # = inputs.generators.MAX_INPUT_TOKENS_OPTION
 DEFAULT_MAX_INPUT_TOKENS = 2**22  # = inputs.generators.DEFAULT_MAX_INPUT_TOKENS (not imported: it is heavy)
+OPT_XDIST_TIMEOUT = "--interp-xdist-timeout"
+XDIST_FOLDER = "interp_checks_shares"  # workerinput key: the folder where xdist workers exchange measured shares
 
 CLAIM_FILE_SUFFIX = ".claims.yaml"
 RESULT_PROPERTY = "interp_claim"
+POSITION_PROPERTY = "interp_position"  # the item's place in the collected order: report.json keeps it under xdist
 FILE_ERROR_ITEM = "file-error"
 
 
@@ -98,6 +101,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "before anything is allocated; a claim asking for more is an error. "
         f"Default: {DEFAULT_MAX_INPUT_TOKENS} (2**22).",
     )
+    group.addoption(
+        OPT_XDIST_TIMEOUT,
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with pytest-xdist (-n N): how long a worker waits for another live worker to finish measuring "
+        "its share of the claims before its own claims report an error naming that worker (a worker that died "
+        "is not waited for: its share is measured again). Default: 3600.",
+    )
 
 
 @dataclass
@@ -110,6 +122,15 @@ class SessionState:
     results: dict[str, "ClaimResult"] = field(default_factory=dict)
     evaluated: bool = False
     reported: list[dict[str, Any]] = field(default_factory=list)
+    shares_folder: Path | None = None  # xdist controller: made for this run, handed to every worker
+    exchange: Any = None  # xdist worker: its workers.ShareExchange, once it has measured its shares
+    positions: dict[str, int] | None = None  # node id -> index in session.items
+
+    def position(self, item: pytest.Item) -> int:
+        """Where ``item`` stands in the collected order (the order of a serial run's report)."""
+        if self.positions is None:
+            self.positions = {other.nodeid: index for index, other in enumerate(item.session.items)}
+        return self.positions.get(item.nodeid, len(self.positions))
 
     def settings(self) -> "Settings":
         from interp_checks.engine import Settings
@@ -133,6 +154,11 @@ class SessionState:
         if self.engine is None:
             from interp_checks.engine import Engine
 
+            workerinput = getattr(self.config, "workerinput", None)
+            if workerinput is not None:  # N xdist workers share the cores instead of each taking all
+                from interp_checks.workers import pin_torch_threads
+
+                pin_torch_threads(int(workerinput.get("workercount", 1)))
             self.engine = Engine(self.settings())
         return self.engine
 
@@ -145,19 +171,62 @@ class SessionState:
         return self.family
 
     def evaluate_session_claims(self, session: pytest.Session) -> None:
-        """Evaluate all selected claim items together (shared passes, the session's family)."""
+        """Evaluate all selected claim items together (shared passes, the session's family).
+
+        In an xdist worker that has measured its shares (``measure_shares``), the other workers'
+        shares are gathered first, then every claim is decided together as in a serial run."""
         if self.evaluated:
             return
         self.evaluated = True
         items = [item for item in session.items if isinstance(item, ClaimItem)]
         try:
-            results = self.get_engine().evaluate([item.spec for item in items], family=self.get_family())
+            if self.exchange is not None:
+                results = self.get_engine().decide(self.exchange.gather(), self.get_family())
+            else:
+                results = self.get_engine().evaluate([item.spec for item in items], family=self.get_family())
         except Exception as error:  # an engine bug: every claim reports it rather than a KeyError
             from interp_checks.results import ERROR, ClaimResult
 
             message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
             results = [ClaimResult(item.spec, ERROR, error=message) for item in items]
         self.results = {item.nodeid: result for item, result in zip(items, results)}
+
+    def measure_shares(self, session: pytest.Session, folder: Path) -> None:
+        """An xdist worker's first act: measure the shares of the session's claims that no other
+        worker has claimed (``interp_checks.workers``); deciding waits for the first claim item."""
+        from interp_checks.engine import plan_shares
+        from interp_checks.workers import ShareExchange
+
+        items = [item for item in session.items if isinstance(item, ClaimItem)]
+        if not items:
+            return
+        engine = self.get_engine()
+        specs = [item.spec for item in items]
+        exchange = ShareExchange(
+            folder=folder,
+            worker=str(self.config.workerinput.get("workerid", "worker")),  # type: ignore[attr-defined]
+            shares=plan_shares(specs, engine.settings),
+            specs=specs,
+            keys=[item.nodeid for item in items],
+            measure=lambda share: _measure_guarded(engine, [specs[i] for i in share.indices]),
+            timeout_s=self.config.getoption(OPT_XDIST_TIMEOUT),
+        )
+        try:
+            exchange.measure_unclaimed()
+        except OSError:  # the folder is not usable: measure everything here, as without xdist
+            return
+        self.exchange = exchange
+
+
+def _measure_guarded(engine: "Engine", specs: list["ClaimSpec"]) -> list["ClaimResult"]:
+    """``engine.measure``, with an engine bug turned into an error on each of these claims."""
+    try:
+        return engine.measure(specs)
+    except Exception as error:
+        from interp_checks.results import ERROR, ClaimResult
+
+        message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
+        return [ClaimResult(spec, ERROR, error=message) for spec in specs]
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -168,6 +237,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.pluginmanager.register(ReportCollector(state), "interp_checks_reporter")
     config.addinivalue_line("markers", "interp_claim: a claim from a *.claims.yaml file")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: give every worker (a replacement for a crashed one too) this run's folder
+    for measured shares, made once, private to this user, removed at the end."""
+    state = node.config.stash[STATE]
+    if state.shares_folder is None:
+        import tempfile
+
+        state.shares_folder = Path(tempfile.mkdtemp(prefix="interp-checks-shares-"))
+    node.workerinput[XDIST_FOLDER] = str(state.shares_folder)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """xdist worker: measure unclaimed shares of the claims before running any item (so a worker
+    that xdist hands no claim item still does its part); the items then only decide and report."""
+    folder = getattr(session.config, "workerinput", {}).get(XDIST_FOLDER)
+    if folder is None or session.config.option.collectonly:
+        return
+    session.config.stash[STATE].measure_shares(session, Path(folder))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash[STATE].shares_folder if STATE in config.stash else None
+    if folder is not None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _validate_options(config: pytest.Config) -> None:
@@ -182,6 +281,8 @@ def _validate_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{OPT_NULL_DRAWS} must be at least 1")
     if config.getoption(OPT_MAX_INPUT_TOKENS) < 1:
         raise pytest.UsageError(f"{OPT_MAX_INPUT_TOKENS} must be at least 1")
+    if not config.getoption(OPT_XDIST_TIMEOUT) > 0:
+        raise pytest.UsageError(f"{OPT_XDIST_TIMEOUT} must be a positive number of seconds")
     for text in config.getoption(OPT_MODEL):
         if "=" not in text:
             raise pytest.UsageError(f"{OPT_MODEL} expects NAME=SPEC (e.g. candidate=hf:./ckpt), got {text!r}")
@@ -300,6 +401,7 @@ def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> 
     record = claim_record(result, item.nodeid)
     item.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
     item.user_properties.append(("interp_outcome", result.outcome))
+    item.user_properties.append((POSITION_PROPERTY, config.stash[STATE].position(item)))
     verdict = passes(result, inconclusive=config.getoption(OPT_INCONCLUSIVE))
     if verdict == "skipped":
         pytest.skip(f"inconclusive: {summary_line(result)}")
@@ -383,18 +485,23 @@ class ReportCollector:
     def __init__(self, state: SessionState):
         self.state = state
         self.paths: tuple[Path, Path] | None = None
+        self.positions: dict[str, float] = {}  # record node id -> its item's collected position
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        position = dict(report.user_properties).get(POSITION_PROPERTY, math.inf)
         for name, value in report.user_properties:
             if name == RESULT_PROPERTY and report.when in ("call", "setup"):
                 record = json.loads(value)
                 if all(r["nodeid"] != record["nodeid"] for r in self.state.reported):
                     self.state.reported.append(record)
+                    self.positions[record["nodeid"]] = position
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         config = session.config
         if hasattr(config, "workerinput") or not self.state.reported:
             return
+        # Collected order, as a serial run reports them (xdist delivers them as workers finish).
+        self.state.reported.sort(key=lambda record: self.positions.get(record["nodeid"], math.inf))
         folder_option = str(config.getoption(OPT_REPORT))
         if folder_option.lower() == "none":
             return
@@ -455,11 +562,17 @@ class InterpFixture:
         from interp_checks.report.schema import claim_record
 
         specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
+        if hasattr(self._request.config, "workerinput"):
+            # xdist: the claim files' claims are decided first, as in every worker, so their verdicts
+            # never depend on which Python claims this worker happened to run before them.
+            self._state.evaluate_session_claims(self._request.session)
         results = self._state.get_engine().evaluate(specs, family=self._state.get_family())
         node = self._request.node
         for result in results:
             record = claim_record(result, f"{node.nodeid}::{result.spec.id}")
             node.user_properties.append((RESULT_PROPERTY, json.dumps(record, allow_nan=False)))
+        if all(name != POSITION_PROPERTY for name, _ in node.user_properties):
+            node.user_properties.append((POSITION_PROPERTY, self._state.position(node)))
         if raise_on_failure:
             policy = self._request.config.getoption(OPT_INCONCLUSIVE)
             verdicts = [passes(r, inconclusive=policy) for r in results]
