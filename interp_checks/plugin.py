@@ -186,8 +186,11 @@ class SessionState:
                 results = self.get_engine().evaluate([item.spec for item in items], family=self.get_family())
         except Exception as error:  # an engine bug: every claim reports it rather than a KeyError
             from interp_checks.results import ERROR, ClaimResult
+            from interp_checks.workers import ShareTimeout
 
             message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
+            if isinstance(error, ShareTimeout):  # not a bug: another xdist worker is still measuring
+                message = str(error)
             results = [ClaimResult(item.spec, ERROR, error=message) for item in items]
         self.results = {item.nodeid: result for item, result in zip(items, results)}
 
