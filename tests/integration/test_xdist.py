@@ -108,11 +108,20 @@ def write_suite(folder: Path, models: dict[str, Path], conftest_extra: str = "")
     (folder / "test_zz_python_claim.py").write_text(
         textwrap.dedent(
             f"""
+            import os
+
+            import torch
+
+            from interp_checks.workers import threads_per_worker
+
+
             def test_python_claim(interp):
                 interp.check(
                     id="py-two-L0H3", model="{two}", check="previous_token_head", head="L0H3",
                     inputs={{"kind": "repeated_random_tokens", "seq_len": 16, "n": 32}}, expect={{"score": "< 0.9"}},
                 )
+                if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # each worker uses its share of the cores
+                    assert torch.get_num_threads() == threads_per_worker(int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
             """
         )
     )
@@ -183,7 +192,8 @@ def run_two_workers(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunRe
     return result, json.loads((pytester.path / "out" / "report.json").read_text())
 
 
-def test_two_workers_report_what_one_process_reports_measuring_each_claim_once(pytester, models, serial):
+def test_two_workers_report_what_one_process_reports_measuring_each_claim_once(pytester, models, serial, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # torch's default: every core (what pinning must undo)
     write_suite(pytester.path, models)
     result, report = run_two_workers(pytester)
     result.assert_outcomes(passed=len(YAML_CLAIMS) + 1)
@@ -237,6 +247,8 @@ def test_a_worker_that_dies_while_measuring_is_not_waited_for(pytester, models, 
 # The worker that measures the share holding "two-L1H0-induction" stays alive but does not finish
 # until another worker has reported a claim as timed out (or 120 s).
 SLOW_CONFTEST = """
+import time
+
 from interp_checks.engine import Engine
 
 _measure = Engine.measure
