@@ -13,7 +13,12 @@ the claim files under the paths pytest was given, plus one slot per test that us
 fixture (claims not run count as p = 1; with ``--lf``, which skips collecting files, the size of
 the last full run with the same paths, kept in pytest's cache), so a re-run of one failed claim is judged as strictly as
 the full run, and Python claims join the same family. Results travel on ``user_properties`` (so they survive xdist and
-land in junit XML), and the controller writes ``report.json`` and ``report.md`` at the end.
+land in junit XML), and the controller writes ``report.json`` and ``report.md`` at the end, in collected order.
+
+With pytest-xdist (``-n N``) each worker, before its first item, measures the shares of the claims
+that no other worker has claimed (``interp_checks.workers``); its first claim item then gathers
+every share's raw results and decides all claims together, so verdicts and adjusted p-values are a
+serial run's. Each worker pins torch to its share of the cores.
 """
 
 from __future__ import annotations
@@ -203,21 +208,21 @@ class SessionState:
         items = [item for item in session.items if isinstance(item, ClaimItem)]
         if not items:
             return
-        engine = self.get_engine()
-        specs = [item.spec for item in items]
-        exchange = ShareExchange(
-            folder=folder,
-            worker=str(self.config.workerinput.get("workerid", "worker")),  # type: ignore[attr-defined]
-            shares=plan_shares(specs, engine.settings),
-            specs=specs,
-            keys=[item.nodeid for item in items],
-            measure=lambda share: _measure_guarded(engine, [specs[i] for i in share.indices]),
-            timeout_s=self.config.getoption(OPT_XDIST_TIMEOUT),
-        )
         try:
+            engine = self.get_engine()
+            specs = [item.spec for item in items]
+            exchange = ShareExchange(
+                folder=folder,
+                worker=str(self.config.workerinput.get("workerid", "worker")),  # type: ignore[attr-defined]
+                shares=plan_shares(specs, engine.settings),
+                specs=specs,
+                keys=[item.nodeid for item in items],
+                measure=lambda share: _measure_guarded(engine, [specs[i] for i in share.indices]),
+                timeout_s=self.config.getoption(OPT_XDIST_TIMEOUT),
+            )
             exchange.measure_unclaimed()
-        except OSError:  # the folder is not usable: measure everything here, as without xdist
-            return
+        except Exception:  # e.g. an unusable folder: this worker measures every claim, as without xdist,
+            return  # and an error met again there is reported on each claim, not as a crash
         self.exchange = exchange
 
 
@@ -545,7 +550,11 @@ class InterpFixture:
     one. ``interp.verify([...])`` evaluates several claims as one family (shared passes, p-values
     adjusted together). Python claims join the session's multiplicity family: each test that uses
     this fixture holds one slot in it from collection on (a test making more claims grows the family,
-    which the report's ``family_size`` records).
+    which the report's ``family_size`` records). Under pytest-xdist a Python claim is measured in the
+    worker that runs its test and adjusted with every claim file's claim (decided first in every
+    worker) and the Python claims that worker judged before it; Python claims judged by other
+    workers count as p = 1 (their slots). Against a serial run in which the claim files run first,
+    that is never more lenient, and stricter when several Python claims are significant.
     """
 
     def __init__(self, request: pytest.FixtureRequest):

@@ -21,7 +21,7 @@ import pytest
 from interp_checks.models.native import boot_random, load_tokenizer, save_native
 from interp_checks.plugin import OPT_NULL_DRAWS, OPT_REPORT, OPT_RESAMPLES, OPT_XDIST_TIMEOUT
 
-pytest.importorskip("xdist")
+pytest.importorskip("xdist", reason="pytest-xdist is in the test extra: pip install -e '.[test]'")
 
 ZOO_TOKENIZER = Path(__file__).resolve().parents[2] / "fixtures" / "zoo" / "tokenizer.json"
 FAST = (f"{OPT_RESAMPLES}=999", f"{OPT_NULL_DRAWS}=2", "-p", "no:cacheprovider")
