@@ -133,7 +133,7 @@ class ShareExchange:
             self._write(k, results)
             return results
         finally:
-            if lock is not None and lock >= 0:
+            if lock >= 0:  # -1: no lock (no fcntl)
                 os.close(lock)  # releases the flock
 
     def _claim(self, k: int) -> int | None:
