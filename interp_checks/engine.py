@@ -26,7 +26,7 @@ import time
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from interp_checks.inputs.generators import (
     describe_inputs,
     generate,
     input_key,
+    input_size,
     normalise_input_spec,
 )
 from interp_checks.family import Family
@@ -60,7 +61,7 @@ from interp_checks.stats import (
     evaluate_largest_mean,
 )
 
-__all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "passes"]
+__all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "Share", "passes", "plan_shares"]
 
 
 @dataclass
@@ -116,6 +117,70 @@ def _resolve_input_paths(inputs: Mapping[str, Any], base_dir: Any) -> dict[str, 
 
         resolved["source"] = str(resolve_source(resolved["source"], base_dir=base_dir))
     return resolved
+
+
+@dataclass(frozen=True)
+class Share:
+    """Claims to measure in one process so that their forward passes stay shared (indices into the
+    list of specs, in order), and an estimate of what measuring them costs: input tokens x forward
+    passes, where a random-weights null counts ``null_draws`` passes. The estimate only balances
+    work between processes (pytest-xdist workers); no number depends on it."""
+
+    indices: tuple[int, ...]
+    cost: float
+
+
+def plan_shares(specs: Sequence[ClaimSpec], settings: Settings) -> list[Share]:
+    """Split claims into shares that :meth:`Engine.measure` can measure apart with the same numbers.
+
+    The engine shares one forward pass per model per input group (same inputs and seed), and a
+    claim with several models (a baseline) ties those models' passes together. So two claims share
+    when they have the same inputs and seed and a model in common, directly or through other claims;
+    claims on the same inputs but other models share no pass and may go apart (the bundled suite's
+    head claims, one input spec on four models, make four shares). A claim whose check, inputs or
+    models do not resolve is a share of its own at cost 0: measuring it only reports its error.
+    Nothing is loaded, and the result depends only on the specs and settings, so every pytest-xdist
+    worker computes the same shares. Shares are ordered by their first claim."""
+    from interp_checks.models.spec import parse_model_spec
+
+    parent: dict[Any, Any] = {}
+
+    def root(node: Any) -> Any:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    node_cost: dict[Any, float] = {}
+    first_node: dict[int, Any] = {}
+    for index, spec in enumerate(specs):
+        try:
+            if spec.error is not None:
+                raise ValueError(spec.error)
+            check = get_check(spec.check)
+            inputs = normalise_input_spec(_resolve_input_paths(spec.inputs, spec.base_dir))
+            key = input_key(inputs, spec.seed)
+            texts = [spec.model] + [str(spec.params[role]) for role in check.model_roles]
+            models = [str(parse_model_spec(t, base_dir=spec.base_dir, bindings=settings.bindings)) for t in texts]
+        except Exception:  # measuring will report why; alone it costs nothing
+            first_node[index] = ("claim", index)
+            node_cost[("claim", index)] = 0.0
+            continue
+        tokens = float(input_size(inputs) or 1)
+        nodes = [(key, model) for model in models]
+        for node in nodes:
+            node_cost[node] = max(node_cost.get(node, 0.0), tokens)
+            parent[root(node)] = root(nodes[0])
+        subject = nodes[0]
+        twins = tokens * (1 + max(1, settings.null_draws))
+        node_cost[subject] = max(node_cost[subject], twins)
+        first_node[index] = subject
+    members: dict[Any, list[int]] = defaultdict(list)
+    for index in range(len(specs)):
+        members[root(first_node[index])].append(index)
+    cost: dict[Any, float] = defaultdict(float)
+    for node, value in node_cost.items():
+        cost[root(node)] += value
+    return sorted((Share(tuple(indices), cost[group]) for group, indices in members.items()), key=lambda s: s.indices[0])
 
 
 def _merge(needs: list[Needs]) -> Needs:
@@ -425,7 +490,12 @@ class Engine:
             return None
         return np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)], axis=1)
 
-    def _adjust_and_decide(self, results: list[ClaimResult], family: Family) -> None:
+    def decide(self, results: list[ClaimResult], family: Family) -> list[ClaimResult]:
+        """Adjust measured claims' p-values over ``family`` and set their verdicts, in place.
+
+        ``results`` are :meth:`measure`'s, in the order the family should record them (a session's
+        collected order): Holm and BH make each adjusted p depend on every other claim's raw p, so
+        claims measured apart (pytest-xdist workers) must be decided together, in one call."""
         judged = [r for r in results if r.outcome != ERROR and r.expectations]
         evaluations = [[e.evaluation for e in r.expectations] for r in judged]
         raw = [claim_p_values(evs) for evs in evaluations]
@@ -440,20 +510,32 @@ class Engine:
         for result in results:
             result.family, result.family_size = family.name, family.size
             result.adjust, result.alpha = self.settings.adjust, self.settings.alpha
+            _show_deciding_strip(result)
+        return results
 
     def evaluate(self, specs: Iterable[ClaimSpec], *, family: Family | str | None = None) -> list[ClaimResult]:
-        """Evaluate claims together: shared forward passes, one multiplicity family.
+        """Evaluate claims together: shared forward passes, one multiplicity family
+        (:meth:`measure`, then :meth:`decide`).
 
         ``family`` is the session's :class:`Family` (claims judged across calls share it); a name or
-        None makes a new family of exactly these claims.
+        None makes a new family of exactly these claims."""
+        specs = list(specs)
+        if not isinstance(family, Family):
+            family = Family(name=family or "claims", size=len(specs))
+        return self.decide(self.measure(specs), family)
+
+    def measure(self, specs: Iterable[ClaimSpec]) -> list[ClaimResult]:
+        """Measure claims together (shared forward passes), in the order given, without deciding.
+
+        Each result carries its expectations' evaluations (estimates, intervals, raw p-values,
+        effect sizes) but no adjusted p-value or verdict yet (outcome ``inconclusive``, or
+        ``error``): that is :meth:`decide`'s, over the whole family.
 
         Never raises for one claim's sake: a claim that cannot be prepared, run or judged becomes an
         ``error`` result naming its file and id (an unexpected exception reads as an internal error
         to report), and the other claims carry on. When a shared pass fails, its claims are run one
         by one, so only the claims whose own run fails get the error."""
         specs = list(specs)
-        if not isinstance(family, Family):
-            family = Family(name=family or "claims", size=len(specs))
         results: dict[int, ClaimResult] = {}
         prepared: list[tuple[int, PreparedClaim]] = []
         for index, spec in enumerate(specs):
@@ -468,7 +550,6 @@ class Engine:
                 message = _internal_error(f"check {spec.check}", "preparing the claim", error)
                 results[index] = ClaimResult(spec, ERROR, error=f"{spec.path}, claim {spec.id!r}: {message}")
 
-        claims: dict[int, PreparedClaim] = {}
         groups: dict[str, list[tuple[int, PreparedClaim]]] = defaultdict(list)
         for index, claim in prepared:
             groups[claim.input_key].append((index, claim))
@@ -482,13 +563,8 @@ class Engine:
                 outcomes = [(index, claim, failure) for index, claim in members]
             for index, claim, error in outcomes:
                 results[index] = self._result_of(claim, error)
-                claims[index] = claim
 
-        ordered = [results[i] for i in range(len(specs))]
-        self._adjust_and_decide(ordered, family)
-        for index, claim in claims.items():
-            _add_verdict_strip(results[index], claim)
-        return ordered
+        return [results[i] for i in range(len(specs))]
 
     def _run_claims(self, claims: list[PreparedClaim], position: tuple[int, int] = (1, 1)) -> str | None:
         """Run claims as one group; None, or why the shared run failed (a message, not an exception)."""
@@ -523,7 +599,9 @@ class Engine:
         if claim.error is not None:
             return ClaimResult(spec, ERROR, error=f"{where}: {claim.error}", model=claim.describe_models())
         try:
-            return self._evaluate_claim(claim)
+            result = self._evaluate_claim(claim)
+            _add_strip_candidates(result, claim)
+            return result
         except ValueError as error:
             return ClaimResult(spec, ERROR, error=f"{where}: {error}", model=claim.describe_models())
         except Exception as error:  # a bug in the statistics: this claim only
@@ -567,29 +645,44 @@ def _draw_check_figures(claim: PreparedClaim, activations: Mapping[str, Any], ba
     claim.figure_notes.extend(notes)
 
 
-def _add_verdict_strip(result: ClaimResult, claim: PreparedClaim) -> None:
-    """Put the engine's strip of the deciding expectation first among the claim's figures: the
-    subject's per-sample values (per document where documents were averaged) beside the null's,
-    with the threshold and the estimate's interval. A failure is a note, like a check's figure."""
-    expectation = result.deciding_expectation
-    if expectation is None or expectation.evaluation is None or len(claim.samples) != len(result.expectations):
+def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
+    """The engine's strip of each expectation (``result.strip_candidates``), drawn while the claim's
+    per-sample values are at hand: which one the claim shows (``_show_deciding_strip``) is known only
+    once the whole family is decided, possibly in another process (pytest-xdist), and figures are
+    plain data that travel where arrays of samples should not. A failure is a note, like a check's
+    figure: a picture never costs a verdict."""
+    if len(claim.samples) != len(result.expectations):
         return
-    values, null = claim.samples[result.deciding]
-    try:
-        figure = verdict_strip(
-            expectation.statistic,
-            values,
-            expectation.evaluation,
-            null=null,
-            null_kind=result.null or "",
-            members=claim.prepared.members.get(expectation.statistic),
-            unit=expectation.unit,
-            unit_of_sampling="document" if claim.sources is not None else "sequence",
-        )
-    except Exception as error:  # a picture must never cost a verdict
-        result.notes.append(f"figure 'per-sample values' could not be drawn: {type(error).__name__}: {error}")
+    for expectation, (values, null) in zip(result.expectations, claim.samples):
+        figure = None
+        if expectation.evaluation is not None:
+            try:
+                figure = verdict_strip(
+                    expectation.statistic,
+                    values,
+                    expectation.evaluation,
+                    null=null,
+                    null_kind=result.null or "",
+                    members=claim.prepared.members.get(expectation.statistic),
+                    unit=expectation.unit,
+                    unit_of_sampling="document" if claim.sources is not None else "sequence",
+                )
+            except Exception as error:  # a picture must never cost a verdict
+                result.notes.append(
+                    f"figure 'per-sample values' of {expectation.statistic} could not be drawn: {type(error).__name__}: {error}"
+                )
+        result.strip_candidates.append(figure)
+
+
+def _show_deciding_strip(result: ClaimResult) -> None:
+    """Put the strip of the expectation that decided the verdict first among the claim's figures:
+    the subject's per-sample values (per document where documents were averaged) beside the null's,
+    with the threshold and the estimate's interval."""
+    if result.deciding is None or not 0 <= result.deciding < len(result.strip_candidates):
         return
-    result.figures.insert(0, figure)
+    figure = result.strip_candidates[result.deciding]
+    if figure is not None and figure not in result.figures:
+        result.figures.insert(0, figure)
 
 
 def passes(result: ClaimResult, *, inconclusive: str = "fail") -> str:

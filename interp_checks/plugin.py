@@ -13,7 +13,13 @@ the claim files under the paths pytest was given, plus one slot per test that us
 fixture (claims not run count as p = 1; with ``--lf``, which skips collecting files, the size of
 the last full run with the same paths, kept in pytest's cache), so a re-run of one failed claim is judged as strictly as
 the full run, and Python claims join the same family. Results travel on ``user_properties`` (so they survive xdist and
-land in junit XML), and the controller writes ``report.json``, ``report.md`` and ``report.html`` at the end.
+land in junit XML), and the controller writes ``report.json``, ``report.md`` and ``report.html`` at the end, in
+collected order.
+
+With pytest-xdist (``-n N``) each worker, before its first item, measures the shares of the claims
+that no other worker has claimed (``interp_checks.workers``); its first claim item then gathers
+every share's raw results and decides all claims together, so verdicts and adjusted p-values are a
+serial run's. Each worker pins torch to its share of the cores.
 """
 
 from __future__ import annotations
@@ -50,9 +56,12 @@ OPT_PROGRESS = "--interp-progress"
 DEFAULT_MAX_INPUT_TOKENS = 2**22  # = inputs.generators.DEFAULT_MAX_INPUT_TOKENS (not imported: it is heavy)
 OPT_BASELINE = "--interp-baseline"
 OPT_FAIL_ON = "--interp-fail-on"
+OPT_XDIST_TIMEOUT = "--interp-xdist-timeout"
+XDIST_FOLDER = "interp_checks_shares"  # workerinput key: the folder where xdist workers exchange measured shares
 
 CLAIM_FILE_SUFFIX = ".claims.yaml"
 RESULT_PROPERTY = "interp_claim"
+POSITION_PROPERTY = "interp_position"  # the item's place in the collected order: report.json keeps it under xdist
 FILE_ERROR_ITEM = "file-error"
 
 
@@ -130,6 +139,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "the estimate, in the statistic's unit; a unit restricts it to claims in that unit). 'Fell' means moved "
         "towards the claim's threshold (for a '<' claim, a rise). Default: none (the baseline is only shown).",
     )
+    group.addoption(
+        OPT_XDIST_TIMEOUT,
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with pytest-xdist (-n N): how long a worker waits for another live worker to finish measuring "
+        "its share of the claims before its own claims report an error naming that worker (a worker that died "
+        "is not waited for: its share is measured again). Default: 3600.",
+    )
 
 
 @dataclass
@@ -143,6 +161,15 @@ class SessionState:
     evaluated: bool = False
     reported: list[dict[str, Any]] = field(default_factory=list)
     baseline: "Baseline | None" = None  # read once per process (each xdist worker reads its own)
+    shares_folder: Path | None = None  # xdist controller: made for this run, handed to every worker
+    exchange: Any = None  # xdist worker: its workers.ShareExchange, once it has measured its shares
+    positions: dict[str, int] | None = None  # node id -> index in session.items
+
+    def position(self, item: pytest.Item) -> int:
+        """Where ``item`` stands in the collected order (the order of a serial run's report)."""
+        if self.positions is None:
+            self.positions = {other.nodeid: index for index, other in enumerate(item.session.items)}
+        return self.positions.get(item.nodeid, len(self.positions))
 
     def settings(self) -> "Settings":
         from interp_checks.engine import Settings
@@ -166,6 +193,11 @@ class SessionState:
         if self.engine is None:
             from interp_checks.engine import Engine
 
+            workerinput = getattr(self.config, "workerinput", None)
+            if workerinput is not None:  # N xdist workers share the cores instead of each taking all
+                from interp_checks.workers import pin_torch_threads
+
+                pin_torch_threads(int(workerinput.get("workercount", 1)))
             self.engine = Engine(self.settings(), progress=self.progress_display())
         return self.engine
 
@@ -211,21 +243,67 @@ class SessionState:
         return self.family
 
     def evaluate_session_claims(self, session: pytest.Session) -> None:
-        """Evaluate all selected claim items together (shared passes, the session's family)."""
+        """Evaluate all selected claim items together (shared passes, the session's family).
+
+        In an xdist worker that has measured its shares (``measure_shares``), the other workers'
+        shares are gathered first, then every claim is decided together as in a serial run."""
         if self.evaluated:
             return
         self.evaluated = True
         items = [item for item in session.items if isinstance(item, ClaimItem)]
         try:
-            results = self.get_engine().evaluate([item.spec for item in items], family=self.get_family())
+            if self.exchange is not None:
+                results = self.get_engine().decide(self.exchange.gather(), self.get_family())
+            else:
+                results = self.get_engine().evaluate([item.spec for item in items], family=self.get_family())
         except Exception as error:  # an engine bug: every claim reports it rather than a KeyError
             from interp_checks.results import ERROR, ClaimResult
+            from interp_checks.workers import ShareTimeout
 
             message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
+            if isinstance(error, ShareTimeout):  # not a bug: another xdist worker is still measuring
+                message = str(error)
             results = [ClaimResult(item.spec, ERROR, error=message) for item in items]
         finally:
             self.close_progress()
         self.results = {item.nodeid: result for item, result in zip(items, results)}
+
+    def measure_shares(self, session: pytest.Session, folder: Path) -> None:
+        """An xdist worker's first act: measure the shares of the session's claims that no other
+        worker has claimed (``interp_checks.workers``); deciding waits for the first claim item."""
+        from interp_checks.engine import plan_shares
+        from interp_checks.workers import ShareExchange
+
+        items = [item for item in session.items if isinstance(item, ClaimItem)]
+        if not items:
+            return
+        try:
+            engine = self.get_engine()
+            specs = [item.spec for item in items]
+            exchange = ShareExchange(
+                folder=folder,
+                worker=str(self.config.workerinput.get("workerid", "worker")),  # type: ignore[attr-defined]
+                shares=plan_shares(specs, engine.settings),
+                specs=specs,
+                keys=[item.nodeid for item in items],
+                measure=lambda share: _measure_guarded(engine, [specs[i] for i in share.indices]),
+                timeout_s=self.config.getoption(OPT_XDIST_TIMEOUT),
+            )
+            exchange.measure_unclaimed()
+        except Exception:  # e.g. an unusable folder: this worker measures every claim, as without xdist,
+            return  # and an error met again there is reported on each claim, not as a crash
+        self.exchange = exchange
+
+
+def _measure_guarded(engine: "Engine", specs: list["ClaimSpec"]) -> list["ClaimResult"]:
+    """``engine.measure``, with an engine bug turned into an error on each of these claims."""
+    try:
+        return engine.measure(specs)
+    except Exception as error:
+        from interp_checks.results import ERROR, ClaimResult
+
+        message = f"internal error in the engine, please report it: {type(error).__name__}: {error}"
+        return [ClaimResult(spec, ERROR, error=message) for spec in specs]
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -278,6 +356,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interp_claim: a claim from a *.claims.yaml file")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: give every worker (a replacement for a crashed one too) this run's folder
+    for measured shares, made once, private to this user, removed at the end."""
+    state = node.config.stash[STATE]
+    if state.shares_folder is None:
+        import tempfile
+
+        state.shares_folder = Path(tempfile.mkdtemp(prefix="interp-checks-shares-"))
+    node.workerinput[XDIST_FOLDER] = str(state.shares_folder)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """xdist worker: measure unclaimed shares of the claims before running any item (so a worker
+    that xdist hands no claim item still does its part); the items then only decide and report."""
+    folder = getattr(session.config, "workerinput", {}).get(XDIST_FOLDER)
+    if folder is None or session.config.option.collectonly:
+        return
+    session.config.stash[STATE].measure_shares(session, Path(folder))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash[STATE].shares_folder if STATE in config.stash else None
+    if folder is not None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _validate_options(config: pytest.Config) -> None:
     alpha = config.getoption(OPT_ALPHA)
     if not 0 < alpha < 0.5:
@@ -290,6 +398,8 @@ def _validate_options(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{OPT_NULL_DRAWS} must be at least 1")
     if config.getoption(OPT_MAX_INPUT_TOKENS) < 1:
         raise pytest.UsageError(f"{OPT_MAX_INPUT_TOKENS} must be at least 1")
+    if not config.getoption(OPT_XDIST_TIMEOUT) > 0:
+        raise pytest.UsageError(f"{OPT_XDIST_TIMEOUT} must be a positive number of seconds")
     for text in config.getoption(OPT_MODEL):
         if "=" not in text:
             raise pytest.UsageError(f"{OPT_MODEL} expects NAME=SPEC (e.g. candidate=hf:./ckpt), got {text!r}")
@@ -446,6 +556,7 @@ def _finish(item: pytest.Item, result: "ClaimResult", config: pytest.Config) -> 
     record = claim_record(result, item.nodeid)
     drift = baseline.annotate(record) if baseline is not None else []
     _attach_record(item, record)
+    item.user_properties.append((POSITION_PROPERTY, config.stash[STATE].position(item)))
     verdict = passes(result, inconclusive=config.getoption(OPT_INCONCLUSIVE))
     if verdict == "failed" or drift:
         raise ClaimFailure(result, verdict, drift, baseline.path if baseline is not None else None)
@@ -546,19 +657,24 @@ class ReportCollector:
     def __init__(self, state: SessionState):
         self.state = state
         self.paths: tuple[Path, ...] | None = None
+        self.positions: dict[str, float] = {}  # record node id -> its item's collected position
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        position = dict(report.user_properties).get(POSITION_PROPERTY, math.inf)
         for name, value in report.user_properties:
             if name == RESULT_PROPERTY and report.when in ("call", "setup"):
                 record = json.loads(value)
                 record["figures"] = getattr(report, FIGURES_ATTRIBUTE, {}).get(record["nodeid"], record.get("figures", []))
                 if all(r["nodeid"] != record["nodeid"] for r in self.state.reported):
                     self.state.reported.append(record)
+                    self.positions[record["nodeid"]] = position
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         config = session.config
         if hasattr(config, "workerinput") or not self.state.reported:
             return
+        # Collected order, as a serial run reports them (xdist delivers them as workers finish).
+        self.state.reported.sort(key=lambda record: self.positions.get(record["nodeid"], math.inf))
         folder_option = str(config.getoption(OPT_REPORT))
         if folder_option.lower() == "none":
             return
@@ -607,7 +723,11 @@ class InterpFixture:
     one. ``interp.verify([...])`` evaluates several claims as one family (shared passes, p-values
     adjusted together). Python claims join the session's multiplicity family: each test that uses
     this fixture holds one slot in it from collection on (a test making more claims grows the family,
-    which the report's ``family_size`` records).
+    which the report's ``family_size`` records). Under pytest-xdist a Python claim is measured in the
+    worker that runs its test and adjusted with every claim file's claim (decided first in every
+    worker) and the Python claims that worker judged before it; Python claims judged by other
+    workers count as p = 1 (their slots). Against a serial run in which the claim files run first,
+    that is never more lenient, and stricter when several Python claims are significant.
     """
 
     def __init__(self, request: pytest.FixtureRequest):
@@ -626,6 +746,10 @@ class InterpFixture:
         from interp_checks.report.schema import claim_record
 
         specs = [self._spec(raw, i) for i, raw in enumerate(claims)]
+        if hasattr(self._request.config, "workerinput"):
+            # xdist: the claim files' claims are decided first, as in every worker, so their verdicts
+            # never depend on which Python claims this worker happened to run before them.
+            self._state.evaluate_session_claims(self._request.session)
         try:
             results = self._state.get_engine().evaluate(specs, family=self._state.get_family())
         finally:
@@ -637,6 +761,8 @@ class InterpFixture:
             record = claim_record(result, f"{node.nodeid}::{result.spec.id}")
             drifts.append(baseline.annotate(record) if baseline is not None else [])
             _attach_record(node, record, suffix=f"[{result.spec.id}]")
+        if all(name != POSITION_PROPERTY for name, _ in node.user_properties):
+            node.user_properties.append((POSITION_PROPERTY, self._state.position(node)))
         if raise_on_failure:
             policy = self._request.config.getoption(OPT_INCONCLUSIVE)
             verdicts = [passes(r, inconclusive=policy) for r in results]

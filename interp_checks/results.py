@@ -68,6 +68,8 @@ class ClaimResult:
     deciding: int | None = None
     p_value: float = float("nan")
     figures: list[Figure] = field(default_factory=list)  # plot-ready pictures (see interp_checks.figures)
+    # the engine's strip of each expectation; the deciding one joins ``figures`` once decided
+    strip_candidates: list[Figure | None] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
