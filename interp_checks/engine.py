@@ -669,7 +669,7 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
                 )
             except Exception as error:  # a picture must never cost a verdict
                 result.notes.append(
-                    f"figure 'per-sample values' of {expectation.statistic} could not be drawn: {type(error).__name__}: {error}"
+                    f"figure 'per-sample values' could not be drawn for {expectation.statistic}: {type(error).__name__}: {error}"
                 )
         result.strip_candidates.append(figure)
 

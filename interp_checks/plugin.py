@@ -420,7 +420,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     family.size = _count_claims(claim_files) + python_slots
     cache = getattr(config, "cache", None)
     if cache is not None:  # --lf and --ff skip collecting files: keep the size the full run had
-        key = f"interp_checks/family_size/{'|'.join(sorted(map(str, config.args)))}"
+        import hashlib  # the args hold slashes: as a key path, "tests" and "tests/unit" would collide
+
+        digest = hashlib.sha1("|".join(sorted(map(str, config.args))).encode()).hexdigest()[:16]
+        key = f"interp_checks/family_size/{digest}"
         if config.getoption("lf", False) or config.getoption("failedfirst", False):
             family.size = max(family.size, int(cache.get(key, 0)))
         else:
