@@ -46,6 +46,23 @@ def claims(report: Path) -> list[dict]:
     return [{k: v for k, v in record.items() if k not in TIMING} for record in records]
 
 
+def describe_shares(path: str) -> str:
+    """How the claims under ``path`` split into shares (what -n can spread over workers)."""
+    from interp_checks.claims.schema import load_claim_file
+    from interp_checks.engine import Settings, plan_shares
+
+    root = ROOT / path
+    files = sorted(root.rglob("*.claims.yaml")) if root.is_dir() else [root]
+    specs = [spec for file in files for spec in load_claim_file(file).claims]
+    shares = plan_shares(specs, Settings())
+    total = sum(share.cost for share in shares) or 1.0
+    sizes = ", ".join(str(len(share.indices)) for share in shares)
+    return (
+        f"{len(specs)} claims in {len(shares)} shares (claims per share: {sizes}); the largest share is "
+        f"{max(share.cost for share in shares) / total:.0%} of the estimated cost (tokens x forward passes)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[2], help="xdist worker counts to time. Default: 2.")
@@ -57,6 +74,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{args.path}: {cores} usable cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"load average before {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(describe_shares(args.path))
     times: dict[int, list[float]] = {n: [] for n in variants}
     with tempfile.TemporaryDirectory() as folder:
         reference = None
