@@ -126,41 +126,34 @@ class ClaimNumbers:
             p_value = record.get("p_value")
         else:
             p_value = exp.get("p_adjusted_refute") if exp.get("outcome") == "refuted" else exp.get("p_adjusted")
-        ci = exp.get("ci")
-        return cls(
-            outcome=record.get("outcome"),
-            expected=record.get("expected") or "supported",
-            statistic=exp.get("statistic"),
-            comparison=exp.get("comparison"),
-            unit=exp.get("unit"),
-            estimate=_number(exp.get("estimate")),
-            ci=(_number(ci[0]), _number(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None,
-            ci_level=_number(exp.get("ci_level")),
-            p_value=_number(p_value),
-            effect_size=_number(exp.get("effect_size")),
-            effect_size_kind=exp.get("effect_size_kind"),
-            margin=_number(exp.get("margin")),
-            error=record.get("error"),
-        )
+        return cls._from_fields(exp, outcome=record.get("outcome"), expected=record.get("expected"), p_value=p_value, error=record.get("error"))
 
     @classmethod
     def from_baseline(cls, baseline: Mapping[str, Any]) -> "ClaimNumbers":
         """The numbers a claim record's ``"baseline"`` entry (:func:`baseline_record`) keeps."""
-        ci = baseline.get("ci")
+        return cls._from_fields(
+            baseline, outcome=baseline.get("outcome"), expected=baseline.get("expected"),
+            p_value=baseline.get("p_value"), error=baseline.get("error"),
+        )
+
+    @classmethod
+    def _from_fields(cls, fields: Mapping[str, Any], *, outcome: Any, expected: Any, p_value: Any, error: Any) -> "ClaimNumbers":
+        """An expectation record and a baseline entry spell the per-statistic numbers alike."""
+        ci = fields.get("ci")
         return cls(
-            outcome=baseline.get("outcome"),
-            expected=baseline.get("expected") or "supported",
-            statistic=baseline.get("statistic"),
-            comparison=baseline.get("comparison"),
-            unit=baseline.get("unit"),
-            estimate=_number(baseline.get("estimate")),
+            outcome=outcome,
+            expected=expected or "supported",
+            statistic=fields.get("statistic"),
+            comparison=fields.get("comparison"),
+            unit=fields.get("unit"),
+            estimate=_number(fields.get("estimate")),
             ci=(_number(ci[0]), _number(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None,
-            ci_level=_number(baseline.get("ci_level")),
-            p_value=_number(baseline.get("p_value")),
-            effect_size=_number(baseline.get("effect_size")),
-            effect_size_kind=baseline.get("effect_size_kind"),
-            margin=_number(baseline.get("margin")),
-            error=baseline.get("error"),
+            ci_level=_number(fields.get("ci_level")),
+            p_value=_number(p_value),
+            effect_size=_number(fields.get("effect_size")),
+            effect_size_kind=fields.get("effect_size_kind"),
+            margin=_number(fields.get("margin")),
+            error=error,
         )
 
     def value(self, name: Field) -> float | None:
