@@ -33,7 +33,7 @@ import numpy as np
 from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Needs, Prepared, get_check
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec, Problem, Tier, problems_error
-from interp_checks.runner import capture
+from interp_checks.runner import capture, read_weights
 from interp_checks.inputs.generators import (
     DEFAULT_MAX_INPUT_TOKENS,
     InputBatch,
@@ -58,6 +58,7 @@ from interp_checks.stats import (
     cluster_means,
     decide_claim,
     evaluate,
+    evaluate_against_draws,
     evaluate_largest_mean,
 )
 
@@ -184,7 +185,53 @@ def plan_shares(specs: Sequence[ClaimSpec], settings: Settings) -> list[Share]:
 
 
 def _merge(needs: list[Needs]) -> Needs:
-    return Needs(frozenset().union(*(n.hooks for n in needs)), any(n.logits for n in needs))
+    """One model's needs for a group of claims: equal interventions asked for twice run once."""
+    return Needs(
+        frozenset().union(*(n.hooks for n in needs)),
+        any(n.logits for n in needs),
+        frozenset().union(*(n.weights for n in needs)),
+        tuple(dict.fromkeys(i for n in needs for i in n.interventions)),
+    )
+
+
+def _reference_means(bridge: Any, batch: InputBatch, needs: Needs, chunk: int, device: str) -> dict[str, Any]:
+    """Per position, the mean over the claim's inputs of every activation a ``mean`` ablation
+    replaces (one clean pass over all the inputs, before any ablation: the reference set is the
+    claim's inputs, not the chunk being changed). Padding positions are left out of the mean."""
+    import torch
+
+    hooks = frozenset(site.hook for i in needs.interventions if i.method == "mean" for site in i.sites)
+    if not hooks:
+        return {}
+    sums: dict[str, Any] = {}
+    counts = None
+    for begin in range(0, batch.n, chunk):
+        rows = batch.rows(begin, begin + chunk)
+        valid = torch.as_tensor(rows.valid, device=device)
+        acts = capture(bridge, torch.as_tensor(rows.tokens, device=device), Needs(hooks))
+        for hook, value in acts.items():
+            weight = valid.reshape(valid.shape + (1,) * (value.ndim - 2)).to(value.dtype)
+            sums[hook] = sums.get(hook, 0) + (value * weight).sum(0)
+        counts = (0 if counts is None else counts) + valid.sum(0)
+    assert counts is not None
+    return {hook: total / counts.clamp(min=1).reshape(counts.shape + (1,) * (total.ndim - 1)) for hook, total in sums.items()}
+
+
+def _readings(bridge: Any, chunk: InputBatch, needs: Needs, weights: Mapping[str, Any], means: Mapping[str, Any], device: str) -> dict[str, Any]:
+    """Everything one model gives its claims on one chunk: the clean run's hooks (and logits), the
+    weights read once for the whole run, and each intervention's metric (``runner.run_interventions``)."""
+    import torch
+
+    from interp_checks.runner import run_interventions
+
+    tokens = torch.as_tensor(chunk.tokens, device=device)
+    out: dict[str, Any] = dict(weights)
+    if needs.hooks or needs.logits:
+        out.update(capture(bridge, tokens, Needs(needs.hooks, needs.logits)))
+    if needs.interventions:
+        corrupted = None if chunk.corrupted is None else torch.as_tensor(chunk.corrupted, device=device)
+        out.update(run_interventions(bridge, tokens, needs.interventions, corrupted=corrupted, means=dict(means)))
+    return out
 
 
 class Engine:
@@ -318,9 +365,13 @@ class Engine:
         """All claims on one input spec: one chunked forward pass per distinct model (the union of
         the hooks its claims need) and one per random-weights twin, every claim measuring each chunk.
         ``position`` (this group, groups) is for the progress events."""
-        import torch
-
         group_start = time.perf_counter()
+        for claim in claims:
+            if claim.prepared.sampling == "weights":
+                self._measure_weights(claim)
+        claims = [claim for claim in claims if claim.prepared.sampling != "weights"]
+        if not claims:
+            return
         models: dict[str, Any] = {}
         needs: dict[str, list[Needs]] = defaultdict(list)
         twins: dict[str, list[Any]] = {}
@@ -345,12 +396,18 @@ class Engine:
         merged = {key: _merge(n) for key, n in needs.items()}
         merged_null = {key: _merge(n) for key, n in null_needs.items()}
         size = self.settings.batch_size
+        device = self.settings.device
         n = sizes.pop()
         progress = self._group_started(claims, position, list(models), sum(len(d) for d in twins.values()), n, group_start)
+        weights = {key: read_weights(models[key].bridge, merged[key].weights) for key in models}
+        means = {key: _reference_means(models[key].bridge, batches[key], merged[key], size, device) for key in models}
+        twin_weights = {key: [read_weights(t.bridge, merged_null[key].weights) for t in draws] for key, draws in twins.items()}
+        twin_means = {
+            key: [_reference_means(t.bridge, batches[key], merged_null[key], size, device) for t in draws] for key, draws in twins.items()
+        }
         for begin in range(0, n, size):
             chunks = {key: batch.rows(begin, begin + size) for key, batch in batches.items()}
-            tokens = {key: torch.as_tensor(chunk.tokens, device=self.settings.device) for key, chunk in chunks.items()}
-            activations = {key: capture(models[key].bridge, tokens[key], merged[key]) for key in models}
+            activations = {key: _readings(models[key].bridge, chunks[key], merged[key], weights[key], means[key], device) for key in models}
             progress.advance(min(size, n - begin) * len(models), ", ".join(models))
             for claim in claims:
                 if claim.error is not None:
@@ -378,7 +435,7 @@ class Engine:
             del activations
             for key, draws in twins.items():
                 for draw, twin in enumerate(draws):
-                    null_activations = capture(twin.bridge, tokens[key], merged_null[key])
+                    null_activations = _readings(twin.bridge, chunks[key], merged_null[key], twin_weights[key][draw], twin_means[key][draw], device)
                     for claim in claims:
                         if claim.error is None and claim.prepared.null_needs is not None and claim.model_key == key:
                             null = _guarded(
@@ -394,6 +451,29 @@ class Engine:
         shared = (time.perf_counter() - start) / len(claims)
         for claim in claims:
             claim.measure_s += shared
+
+    def _measure_weights(self, claim: PreparedClaim) -> None:
+        """A statistic of the weights alone (``Prepared.sampling == "weights"``): measured once on
+        the model, and once on each of ``weight_null_draws`` random-weights twins (seeds null_seed,
+        null_seed + 1, ...) for its null. No input runs through any model."""
+        start = time.perf_counter()
+        loaded = claim.models[MODEL]
+        names = claim.prepared.needs[MODEL].weights
+        weights = read_weights(loaded.bridge, names)
+        values = _guarded(claim, "measuring", lambda: claim.check.measure(claim.prepared, {MODEL: weights}, {}))
+        if values is None:
+            return
+        for stat, value in values.items():
+            claim.measurements[stat].append(np.atleast_1d(np.asarray(value, dtype=float)))
+        null_names = claim.prepared.null_needs.weights if claim.prepared.null_needs is not None else frozenset()
+        for draw in range(claim.prepared.weight_null_draws):
+            seed = self.settings.null_seed + draw
+            twin = self.models.random_weights(loaded.spec, self.settings.device, seed, null_names)
+            null = _guarded(claim, "measuring the null", lambda: claim.check.measure_null(claim.prepared, twin, None))
+            if null is None:
+                return
+            claim.null_measurements[draw].append(np.atleast_1d(np.asarray(null, dtype=float)))
+        claim.measure_s += time.perf_counter() - start
 
     def _group_started(
         self, claims: list[PreparedClaim], position: tuple[int, int], models: list[str], twins: int, n: int, started: float
@@ -423,7 +503,32 @@ class Engine:
 
     # -- judging -----------------------------------------------------------------------------------
 
+    def _evaluate_weight_claim(self, claim: PreparedClaim) -> ClaimResult:
+        """A statistic of the weights: each expectation's observed value against the pooled draws of
+        its null (``stats.evaluate_against_draws``); n is the number of null draws."""
+        spec = claim.spec
+        null = np.concatenate([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
+        null_kind = claim.check.null_description(claim.prepared)
+        results = []
+        for stat in claim.prepared.statistics:
+            comparison = spec.expect[claim.prepared.expectation_source.get(stat, stat)]
+            if stat in claim.prepared.negated:
+                comparison = negate(comparison)
+            observed = float(np.concatenate(claim.measurements[stat])[0])
+            evaluation = evaluate_against_draws(
+                observed, null, comparison, statistic=stat, alpha=self.settings.alpha, seed=spec.seed,
+                n_resamples=self.settings.n_resamples, null_kind=null_kind, unit=claim.prepared.units.get(stat, "score"),
+            )
+            results.append(ExpectationResult(stat, str(comparison), evaluation, "z"))
+        return ClaimResult(
+            spec, Outcome.INCONCLUSIVE.value, results, model=claim.describe_models(), null=null_kind,
+            inputs={}, n=int(null.size), load_s=claim.load_s, measure_s=claim.measure_s,
+            notes=list(claim.prepared.notes) + claim.figure_notes, figures=list(claim.figures),
+        )
+
     def _evaluate_claim(self, claim: PreparedClaim) -> ClaimResult:
+        if claim.prepared.sampling == "weights":
+            return self._evaluate_weight_claim(claim)
         start = time.perf_counter()
         spec = claim.spec
         results = []

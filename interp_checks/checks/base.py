@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from interp_checks.figures import Figure
     from interp_checks.inputs.generators import InputBatch
+    from interp_checks.interventions import Intervention
 
 
 class CheckError(ValueError):
@@ -50,10 +51,22 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class Needs:
-    """The activations a prepared claim needs from one forward pass."""
+    """What a prepared claim reads from one model, as data; the engine gets it and shares it.
+
+    * ``hooks``: activations of the clean run (TransformerLens hook names), keyed by hook name;
+    * ``logits``: the clean run's logits, under ``"logits"``;
+    * ``weights``: parameters (TransformerLens names: ``W_Q``, ``W_K``, ``W_V``, ``W_O`` stacked
+      [layer, head, ...] as the bridge's properties give them, or a state-dict name such as
+      ``blocks.0.attn.W_Q``), keyed by that name; read once, not per chunk;
+    * ``interventions``: changed runs (``interp_checks.interventions.Intervention``), each read as
+      a [sequences, positions] metric under ``intervention.key``, with the clean run's metric under
+      ``interventions.clean_key(metric)``.
+    """
 
     hooks: frozenset[str]
     logits: bool = False
+    weights: frozenset[str] = frozenset()
+    interventions: tuple["Intervention", ...] = ()
 
     @property
     def last_layer(self) -> int | None:
@@ -95,6 +108,13 @@ class Prepared:
     notes: list[str] = field(default_factory=list)  # what the report should say about how it was measured
     members: dict[str, list[str]] = field(default_factory=dict)  # statistic -> member names (see above)
     units: dict[str, str] = field(default_factory=dict)  # statistic -> its unit, shown beside every estimate
+    # "sequence": statistics are per input sequence (or document), as above. "weights": they are
+    # functions of the weights alone (composition scores): ``measure`` is called once with the
+    # weights it asked for and returns one value per statistic, and the null is the same statistic
+    # on ``weight_null_draws`` random-weights twins (``measure_null`` once per twin, on its weights),
+    # judged by ``stats.evaluate_against_draws``: there is no sequence to resample.
+    sampling: str = "sequence"
+    weight_null_draws: int = 0
 
 
 Activations = Mapping[str, "torch.Tensor"]

@@ -108,6 +108,8 @@ class InputBatch:
     meta: dict[str, Any] = field(default_factory=dict)
     sources: list[str] | None = None
     tokenizer: Any = field(default=None, repr=False, compare=False)
+    # The paired corrupted input of each row (same shape), for patching; None: the inputs make no pairs.
+    corrupted: Int[np.ndarray, "n pos"] | None = None
 
     def __post_init__(self) -> None:
         if self.valid is None:
@@ -131,6 +133,7 @@ class InputBatch:
             self.meta,
             None if self.sources is None else self.sources[start:stop],
             self.tokenizer,
+            None if self.corrupted is None else self.corrupted[start:stop],
         )
 
     def token_strings(self, row: int, start: int = 0, stop: int | None = None) -> list[str]:
@@ -350,7 +353,10 @@ def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int, *, max_token
             f"{vocab.n_ctx}: lower seq_len"
         )
     regions = meta.pop("regions", {})
-    return InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, regions=regions, meta=meta, tokenizer=vocab.tokenizer)
+    corrupted = meta.pop("corrupted", None)
+    batch = InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, regions=regions, meta=meta, tokenizer=vocab.tokenizer)
+    batch.corrupted = None if corrupted is None else corrupted.astype(np.int64)
+    return batch
 
 
 def tokenize_texts(samples: TextSamples, vocab: Vocabulary, kind: str, params: dict[str, Any], seed: int) -> InputBatch:
@@ -410,6 +416,24 @@ def repeated_random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.ra
     first_half = np.zeros(tokens.shape, dtype=bool)
     first_half[:, offset : offset + params["seq_len"]] = True
     return tokens, {"repeat_start": offset + params["seq_len"], "prefix": offset, "regions": {"repeat": repeat, "first": first_half}}
+
+
+@register_generator(
+    "induction_pairs",
+    defaults={"seq_len": 32, "n": 64, "bos": True},
+    size=lambda p: 2 * p["n"] * (2 * p["seq_len"] + 1),
+    description=(
+        "clean/corrupted pairs for patching: the clean input is repeated_random_tokens; its corrupted "
+        "twin replaces the first half with fresh random tokens, so the repeat has nothing to copy from"
+    ),
+)
+def induction_pairs(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Generator):
+    tokens, meta = repeated_random_tokens(params, vocab, rng)
+    corrupted = tokens.copy()
+    start, stop = meta["prefix"], meta["repeat_start"]
+    corrupted[:, start:stop] = rng.choice(vocab.sampleable_ids(), size=(tokens.shape[0], stop - start))
+    meta["corrupted"] = corrupted
+    return tokens, meta
 
 
 @register_generator(

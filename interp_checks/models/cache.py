@@ -22,6 +22,7 @@ class ModelCache:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._twins: dict[tuple[str, str, int], LoadedModel] = {}
+        self._twin_weights: dict[tuple[str, str, int, tuple[str, ...]], dict] = {}
 
     def get(self, spec: ModelSpec, device: str | None = "cpu") -> LoadedModel:
         from interp_checks.models.load import load_model, resolve_device
@@ -40,6 +41,20 @@ class ModelCache:
             self._twins[key] = load_random_twin(self.get(spec, resolved), seed=int(seed))
         return self._twins[key]
 
+    def random_weights(self, spec: ModelSpec, device: str | None, seed: int, names: frozenset[str]) -> dict:
+        """Some parameters of a random-weights twin (``runner.read_weights``), without keeping the
+        twin: a weight statistic's null needs hundreds of draws, and only a few tensors of each."""
+        from interp_checks.models.load import load_random_twin, resolve_device
+        from interp_checks.runner import read_weights
+
+        resolved = resolve_device(device)
+        key = (str(spec), resolved, int(seed), tuple(sorted(names)))
+        if key not in self._twin_weights:
+            cached = self._twins.get((str(spec), resolved, int(seed)))
+            twin = cached if cached is not None else load_random_twin(self.get(spec, resolved), seed=int(seed))
+            self._twin_weights[key] = read_weights(twin.bridge, names)
+        return self._twin_weights[key]
+
     def __contains__(self, key: object) -> bool:
         return key in self._models
 
@@ -50,3 +65,4 @@ class ModelCache:
         """Drop every loaded model (frees memory between sessions or test modules)."""
         self._models.clear()
         self._twins.clear()
+        self._twin_weights.clear()

@@ -37,7 +37,7 @@ from scipy import special, stats
 from interp_checks.numbers import finite_or_none
 from interp_checks.stats.comparison import Comparison, _format_number
 
-__all__ = ["Evaluation", "evaluate", "evaluate_largest_mean", "evaluate_many"]
+__all__ = ["Evaluation", "evaluate", "evaluate_against_draws", "evaluate_largest_mean", "evaluate_many"]
 
 # Bootstrap resamples and BCa's jackknife are materialised as (batch, n)
 # arrays; capping batch * n keeps memory near 32 MiB whatever the sample size.
@@ -649,4 +649,91 @@ def evaluate_largest_mean(
         margin_sd=_standardised_margin(margin, columns[best]),
         members=member_rows,
         deciding_member=members[best],
+    )
+
+
+def evaluate_against_draws(
+    observed: float,
+    null_draws: npt.ArrayLike,
+    comparison: Comparison,
+    *,
+    statistic: str = "z",
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_resamples: int = 9999,
+    null_kind: str = "random-weights twins",
+    unit: str = "score",
+) -> Evaluation:
+    """Judge a statistic of the weights (no input sequences, so nothing to resample) by where it
+    stands in a null distribution of draws (the same statistic on random-weights twins).
+
+    The claim is about ``z = (observed - mean(null)) / sd(null)``. The observed value is a fixed
+    function of the weights; the only randomness is the finite sample of null draws, so the interval
+    of z is a percentile bootstrap over the null draws (mean and sd re-estimated in each resample),
+    at level 1 - 2*alpha like every other interval here, and the p-values are the bootstrap
+    one-sided p-values of z against the threshold. The empirical upper-tail p-value of the raw
+    value among the draws, (1 + #{null >= observed}) / (draws + 1), is reported in the note: with
+    200 draws it cannot go below 1/201, which is why claims are stated on z.
+    """
+    alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
+    null = _as_samples(null_draws, "null_draws")
+    if null.size < 2:
+        raise ValueError(f"a null of draws needs at least 2 draws, got {null.size}")
+    observed = float(observed)
+    if not math.isfinite(observed):
+        raise ValueError(f"the observed {unit} is not finite: {observed}")
+    mean, sd = float(null.mean()), float(null.std(ddof=1))
+    if sd == 0:
+        raise ValueError(f"the null's {null.size} draws are all equal ({mean}); z is undefined")
+
+    def z_of(sample: np.ndarray, axis: int = -1) -> np.ndarray:
+        return (observed - sample.mean(axis=axis)) / sample.std(axis=axis, ddof=1)
+
+    z = (observed - mean) / sd
+    level = 1 - 2 * alpha
+    result = stats.bootstrap(
+        (null,), z_of, confidence_level=level, method="percentile", n_resamples=n_resamples,
+        rng=np.random.default_rng(seed), vectorized=True, axis=-1,
+    )
+    boot = np.asarray(result.bootstrap_distribution, dtype=float)
+    t = comparison.threshold
+
+    def share(mask: np.ndarray) -> float:
+        return float((1 + np.count_nonzero(mask)) / (boot.size + 1))
+
+    if comparison.op in (">=", ">"):
+        p_claim, p_refute = share(boot <= t), share(boot >= t)
+    elif comparison.op in ("<=", "<"):
+        p_claim, p_refute = share(boot >= t), share(boot <= t)
+    else:
+        assert comparison.upper is not None
+        p_claim = max(share(boot <= t), share(boot >= comparison.upper))
+        p_refute = min(1.0, 2 * min(share(boot >= t), share(boot <= comparison.upper)))
+    tail_p = (1 + int(np.count_nonzero(null >= observed))) / (null.size + 1)
+    margin = _margin(z, comparison)
+    return Evaluation(
+        statistic=statistic,
+        comparison=comparison,
+        n=int(null.size),
+        estimate=float(z),
+        ci=(float(result.confidence_interval.low), float(result.confidence_interval.high)),
+        ci_level=level,
+        ci_method=f"percentile bootstrap over the {null.size} null draws ({n_resamples} resamples; the observed {unit} is fixed)",
+        test=(
+            f"bootstrap test of z against {_format_number(t)} over the null draws; "
+            f"z = ({unit} - mean of {null_kind}) / their sd"
+        ),
+        p_value=p_claim,
+        p_value_refute=p_refute,
+        effect_size=float(z),
+        effect_size_kind=f"z of the {unit} against {null.size} draws of {null_kind}",
+        null_estimate=mean,
+        note=(
+            f"observed {unit} {observed:.4g}; null mean {mean:.4g}, sd {sd:.3g} over {null.size} draws; "
+            f"empirical upper-tail p = {tail_p:.3g}"
+        ),
+        estimand=f"z of the {unit} against the null of draws (a statistic of the weights: no input sequences)",
+        null_draws=int(null.size),
+        margin=margin,
+        margin_sd=margin,
     )
