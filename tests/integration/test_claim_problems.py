@@ -156,5 +156,6 @@ def test_interp_checks_checks_shows_each_check_s_default_inputs(capsys):
     lines = capsys.readouterr().out.splitlines()
     for name, check in available_checks().items():
         row = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{name} "))
-        assert lines[row + 1].strip() == f"default inputs: {describe_inputs(check.default_inputs)}"
+        shown = describe_inputs(check.default_inputs) if check.default_inputs else "none (claims must give inputs:)"
+        assert lines[row + 1].strip() == f"default inputs: {shown}"
     assert "default inputs: {kind: corpus, source: stdlib, split: heldout, n: 64, chars: 700}" in [line.strip() for line in lines]

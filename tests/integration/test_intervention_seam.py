@@ -77,8 +77,15 @@ class _WeightNorm:
         return "the same norm on random-weights twins"
 
 
-register(_AblateOne())
-register(_WeightNorm())
+@pytest.fixture(scope="module", autouse=True)
+def test_checks():
+    """The test-only checks exist only while this module runs (other tests list every check)."""
+    from interp_checks.checks import base
+
+    checks = [register(_AblateOne()), register(_WeightNorm())]
+    yield
+    for check in checks:
+        base._REGISTRY.pop(check.name, None)
 
 
 @pytest.fixture(scope="module")
