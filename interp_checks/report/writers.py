@@ -168,7 +168,10 @@ def render_markdown(report: dict[str, Any]) -> str:
                 if text and (label, text) not in seen:
                     seen.add((label, text))
                     lines.append(f"- {label}: {text}")
-        lines.append("- test: one-sided test against the stated threshold over sequences (see report.json for each claim's H0)")
+        lines.append(
+            "- test: one-sided test against the stated threshold over sequences or documents; for a statistic of the "
+            "weights (no input sequences), a bootstrap of its z over the null's draws (see report.json for each claim's H0)"
+        )
         lines.append("- verdict: supported when the adjusted one-sided p < alpha and the interval lies on the claimed side; refuted when the same holds for the opposite side; otherwise inconclusive")
     return "\n".join(lines) + "\n"
 
