@@ -207,3 +207,19 @@ def test_a_claim_on_a_checkpoint_whose_weights_do_not_fit_errors_alone(pytester,
     for problem, (_, words) in WEIGHT_PROBLEMS.items():
         assert f"claim 'on-{problem}'" in out and str(pytester.path / problem / WEIGHTS_FILE) in out and words in out, problem
     assert "RuntimeError" not in out and "Traceback" not in out
+
+
+def test_a_bidirectional_mlp_model_with_its_own_output_vocabulary_runs_through_the_harness(pytester):
+    """The shapes of a ground-truth model that is not a causal LM: loaded through ``native:`` by the
+    harness, its attention still sees later positions, and a claim file runs on it."""
+    architecture = {**BASE, "attention_dir": "bidirectional", "d_mlp": 48, "act_fn": "gelu", "d_vocab_out": 5, "normalization_type": None}
+    folder = save_native(boot_random(architecture, seed=4), pytester.path / "bidi")
+    loaded = load_model(parse_model_spec(f"native:{folder}"))
+    tokens = torch.randint(0, BASE["d_vocab"], (2, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits, cache = loaded.bridge.run_with_cache(tokens)
+    assert logits.shape == (2, 12, 5) and loaded.d_vocab == BASE["d_vocab"]
+    assert cache["blocks.0.attn.hook_pattern"].triu(diagonal=1).sum() > 1  # later keys get attention
+    claim = {"id": "no-sharp-previous-token-head", "check": "previous_token_head", "head": "L0H0", "expect": {"score": ">= 0.9"}, "expected": "refuted"}
+    pytester.makefile(".claims.yaml", bidi=json.dumps({"model": "native:./bidi", "inputs": {"kind": "repeated_random_tokens", "seq_len": 6, "n": 16}, "claims": [claim]}))
+    pytester.runpytest_inprocess(f"{OPT_RESAMPLES}=99").assert_outcomes(passed=1)
