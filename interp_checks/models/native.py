@@ -24,7 +24,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 # The TransformerBridgeConfig fields every native checkpoint records, default or not: the shape of the
-# model at a glance, and what checkpoints written before version 1 of this list held. Every other
+# model at a glance, and all that checkpoints written before generic recording hold. Every other
 # constructor field is recorded when its value differs from TransformerLens's default (see
 # :func:`architecture_of`), so a field TransformerLens adds later is kept, not silently dropped.
 ARCHITECTURE_FIELDS = (
@@ -56,7 +56,8 @@ NOT_RECORDED = {
 
 
 class NativeFormatError(ValueError):
-    """A native checkpoint folder is missing a file or has a config we cannot read."""
+    """A native checkpoint folder is missing a file, has a config or weights we cannot read, or a
+    bridge has a config we cannot write."""
 
 
 def config_fields() -> tuple[str, ...]:
@@ -92,8 +93,8 @@ def architecture_of(bridge: Any) -> dict[str, Any]:
 
     :data:`ARCHITECTURE_FIELDS` always, then every other constructor field whose value differs from
     the default of a config of the same size (defaults such as ``initializer_range`` and ``d_mlp``
-    depend on ``d_model``), except :data:`NOT_RECORDED`. Generic rather than a hand-kept list: a hand-kept list
-    is how ``attention_dir`` and ``d_vocab_out`` were lost. A field that differs but cannot be
+    depend on ``d_model``), except :data:`NOT_RECORDED`. Generic rather than a hand-kept list: a
+    hand-kept list is how ``attention_dir`` and ``d_vocab_out`` were lost. A field that differs but cannot be
     written as JSON is refused here, at save time, rather than lost at load time.
     """
     from transformer_lens.config import TransformerBridgeConfig

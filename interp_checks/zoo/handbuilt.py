@@ -49,10 +49,11 @@ class KnownCircuit:
 
     ``roles`` maps a head to the ``interp_checks`` head-role check it should pass (and no other head
     should). ``composition`` lists ``(from_head, to_head, kind)`` with kind ``q``, ``k`` or ``v``:
-    the edges the behaviour runs through; every other pair of heads composes with exactly zero
-    weight-level score where a side is silenced, and no behaviour flows through it. ``silenced``
-    says how each unused head is kept from mattering. ``metric`` is the behaviour the circuit
-    carries, measured on ``inputs`` (an input-generator spec).
+    the edges the behaviour runs through. Other pairs carry no behaviour, but a weight statistic
+    may still see them: a head with random ``W_Q``/``W_K`` that writes nothing reads L0H0's output
+    at the level of random weights (TL's K-score about 1/sqrt(d_model)). ``silenced`` says how each
+    unused head is kept from mattering. ``metric`` is the behaviour the circuit carries, measured on
+    ``inputs`` (an input-generator spec).
     """
 
     name: str
