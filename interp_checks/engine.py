@@ -505,9 +505,10 @@ class Engine:
 
     def _evaluate_weight_claim(self, claim: PreparedClaim) -> ClaimResult:
         """A statistic of the weights: each expectation's observed value against the pooled draws of
-        its null (``stats.evaluate_against_draws``); n is the number of null draws."""
+        its null (``stats.evaluate_against_draws``); n is the number of null draws (random twins)."""
         spec = claim.spec
-        null = np.concatenate([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
+        # [draws, values]: a draw (one random twin) may give several pooled values, resampled together
+        null = np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
         null_kind = claim.check.null_description(claim.prepared)
         results = []
         for stat in claim.prepared.statistics:
@@ -522,7 +523,7 @@ class Engine:
             results.append(ExpectationResult(stat, str(comparison), evaluation, "z"))
         return ClaimResult(
             spec, Outcome.INCONCLUSIVE.value, results, model=claim.describe_models(), null=null_kind,
-            inputs={}, n=int(null.size), load_s=claim.load_s, measure_s=claim.measure_s,
+            inputs={}, n=int(null.shape[0]), load_s=claim.load_s, measure_s=claim.measure_s,
             notes=list(claim.prepared.notes) + claim.figure_notes, figures=list(claim.figures),
         )
 
