@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Needs, Prepared, get_check
+from interp_checks.checks.base import MODEL, WEIGHT_NULL, Check, CheckError, ModelShape, Needs, Prepared, get_check
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec, Problem, Tier, problems_error
 from interp_checks.runner import capture, read_weights
@@ -473,6 +473,9 @@ class Engine:
             if null is None:
                 return
             claim.null_measurements[draw].append(np.atleast_1d(np.asarray(null, dtype=float)))
+        # Pictures after the null, which they may show: the weights plus the null's values by draw.
+        drawn = np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
+        _draw_check_figures(claim, {MODEL: {**weights, WEIGHT_NULL: drawn}}, {})
         claim.measure_s += time.perf_counter() - start
 
     def _group_started(
