@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from interp_checks.checks.base import MODEL, Check, CheckError, ModelShape, Needs, Prepared, get_check
+from interp_checks.checks.base import MODEL, WEIGHT_NULL, Check, CheckError, ModelShape, Needs, Prepared, get_check
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec, Problem, Tier, problems_error
 from interp_checks.runner import capture, read_weights
@@ -473,6 +473,9 @@ class Engine:
             if null is None:
                 return
             claim.null_measurements[draw].append(np.atleast_1d(np.asarray(null, dtype=float)))
+        # Pictures after the null, which they may show: the weights plus the null's values by draw.
+        drawn = np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
+        _draw_check_figures(claim, {MODEL: {**weights, WEIGHT_NULL: drawn}}, {})
         claim.measure_s += time.perf_counter() - start
 
     def _group_started(
@@ -505,9 +508,10 @@ class Engine:
 
     def _evaluate_weight_claim(self, claim: PreparedClaim) -> ClaimResult:
         """A statistic of the weights: each expectation's observed value against the pooled draws of
-        its null (``stats.evaluate_against_draws``); n is the number of null draws."""
+        its null (``stats.evaluate_against_draws``); n is the number of null draws (random twins)."""
         spec = claim.spec
-        null = np.concatenate([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
+        # [draws, values]: a draw (one random twin) may give several pooled values, resampled together
+        null = np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
         null_kind = claim.check.null_description(claim.prepared)
         results = []
         for stat in claim.prepared.statistics:
@@ -522,7 +526,7 @@ class Engine:
             results.append(ExpectationResult(stat, str(comparison), evaluation, "z"))
         return ClaimResult(
             spec, Outcome.INCONCLUSIVE.value, results, model=claim.describe_models(), null=null_kind,
-            inputs={}, n=int(null.size), load_s=claim.load_s, measure_s=claim.measure_s,
+            inputs={}, n=int(null.shape[0]), load_s=claim.load_s, measure_s=claim.measure_s,
             notes=list(claim.prepared.notes) + claim.figure_notes, figures=list(claim.figures),
         )
 

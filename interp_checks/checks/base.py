@@ -76,6 +76,9 @@ class Needs:
 
 
 MODEL = "model"  # the role of the claim's subject; checks may declare more roles (e.g. "baseline")
+# For a weight statistic's ``figures`` only: the null's values ([draws, values per draw] numpy array)
+# next to the weights, so a picture can show where a random-weights twin's value falls.
+WEIGHT_NULL = "weight_null"
 
 
 @dataclass
@@ -191,7 +194,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import compare, heads  # noqa: F401  (registers their checks)
+    from interp_checks.checks import compare, composition, heads  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:

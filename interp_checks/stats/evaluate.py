@@ -652,6 +652,72 @@ def evaluate_largest_mean(
     )
 
 
+def _draw_moments(null: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per draw (row of ``null``), the sum and sum of squares of its values, and the values per draw:
+    what a bootstrap over draws needs to recompute the pooled mean and sd of any resample."""
+    return null.sum(axis=1), (null**2).sum(axis=1), null.shape[1]
+
+
+def _bootstrap_z_over_draws(
+    observed: float, null: np.ndarray, n_resamples: int, seed: int
+) -> np.ndarray:
+    """z of ``observed`` against each bootstrap resample of the null's draws (rows resampled with
+    replacement, all of a draw's pooled values kept together), from per-draw moments so that memory
+    is [resamples, draws] whatever the number of values per draw."""
+    sums, squares, per_draw = _draw_moments(null)
+    draws = null.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_resamples)
+    batch = max(1, _MAX_BATCH_ELEMENTS // draws)
+    for begin in range(0, n_resamples, batch):
+        index = rng.integers(0, draws, size=(min(batch, n_resamples - begin), draws))
+        count = draws * per_draw
+        total, total_sq = sums[index].sum(axis=1), squares[index].sum(axis=1)
+        mean = total / count
+        variance = np.maximum(total_sq - count * mean**2, 0.0) / (count - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[begin : begin + len(index)] = (observed - mean) / np.sqrt(variance)
+    return out
+
+
+def _jackknife_z_over_draws(observed: float, null: np.ndarray) -> np.ndarray:
+    """z of ``observed`` against the null with each draw (row) left out in turn."""
+    sums, squares, per_draw = _draw_moments(null)
+    count = (null.shape[0] - 1) * per_draw
+    total, total_sq = sums.sum() - sums, squares.sum() - squares
+    mean = total / count
+    variance = np.maximum(total_sq - count * mean**2, 0.0) / (count - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (observed - mean) / np.sqrt(variance)
+
+
+def _bca_constants(z: float, boot: np.ndarray, jackknife: np.ndarray) -> tuple[float, float]:
+    """BCa's bias correction z0 (from the share of resamples below the estimate) and acceleration
+    (from the jackknife's skewness): Efron & Tibshirani (1993), ch. 14."""
+    below = (np.count_nonzero(boot < z) + 0.5 * np.count_nonzero(boot == z)) / boot.size
+    z0 = float(stats.norm.ppf(np.clip(below, 1 / (boot.size + 1), boot.size / (boot.size + 1))))
+    jackknife = jackknife[np.isfinite(jackknife)]
+    spread = jackknife.mean() - jackknife
+    denominator = 6 * float(np.sum(spread**2)) ** 1.5
+    return z0, (float(np.sum(spread**3)) / denominator if denominator > 0 else 0.0)
+
+
+def _bca_quantile(boot: np.ndarray, level: float, z0: float, acceleration: float) -> float:
+    """The BCa bound: the bootstrap quantile at the level adjusted for bias and skewness."""
+    u = z0 + stats.norm.ppf(level)
+    return float(np.quantile(boot, stats.norm.cdf(z0 + u / (1 - acceleration * u))))
+
+
+def _bca_p_below(boot: np.ndarray, t: float, z0: float, acceleration: float) -> float:
+    """One-sided p for "z > t": the level at which the BCa lower bound equals t (the inversion of
+    :func:`_bca_quantile`); its mirror (``-boot``, ``-t``, ``-z0``, ``-acceleration``) is the p for
+    "z < t"."""
+    share = (1 + np.count_nonzero(boot <= t)) / (boot.size + 1)
+    w = float(stats.norm.ppf(min(share, boot.size / (boot.size + 1))))
+    u = (w - z0) / (1 + acceleration * (w - z0))
+    return float(stats.norm.cdf(u - z0))
+
+
 def evaluate_against_draws(
     observed: float,
     null_draws: npt.ArrayLike,
@@ -667,58 +733,74 @@ def evaluate_against_draws(
     """Judge a statistic of the weights (no input sequences, so nothing to resample) by where it
     stands in a null distribution of draws (the same statistic on random-weights twins).
 
-    The claim is about ``z = (observed - mean(null)) / sd(null)``. The observed value is a fixed
-    function of the weights; the only randomness is the finite sample of null draws, so the interval
-    of z is a percentile bootstrap over the null draws (mean and sd re-estimated in each resample),
-    at level 1 - 2*alpha like every other interval here, and the p-values are the bootstrap
-    one-sided p-values of z against the threshold. The empirical upper-tail p-value of the raw
-    value among the draws, (1 + #{null >= observed}) / (draws + 1), is reported in the note: with
-    200 draws it cannot go below 1/201, which is why claims are stated on z.
+    ``null_draws`` is [draws] (one value per independent draw) or [draws, values]: several values of
+    one draw pooled (e.g. the composition score of every head pair of one random twin, which share
+    that twin's weights and so are not independent of each other). The draw is the unit of
+    resampling either way.
+
+    The claim is about ``z = (observed - mean(null)) / sd(null)`` (mean and sd over every pooled
+    value). The observed value is a fixed function of the weights; the only randomness is the finite
+    sample of null draws, so the interval of z is a BCa bootstrap over the draws (mean and sd
+    re-estimated in each resample, a draw's values kept together; jackknife over draws for the
+    acceleration), at level 1 - 2*alpha like every other interval here, and each one-sided p-value
+    is the level at which that BCa bound reaches the threshold. BCa rather than percentile: z's
+    sampling error is mostly the sd's, whose bootstrap distribution is skewed; with a heavy-tailed
+    null (t with 5 df) the percentile version supported a claim at the true z in 13% of runs at
+    alpha 0.05, BCa in 7%. The empirical upper-tail p-value
+    of the raw value among the pooled values, (1 + #{null >= observed}) / (values + 1), is reported
+    in the note: with 200 values it cannot go below 1/201, which is why claims are stated on z.
+
+    Calibration (``tests/unit/test_stats_draws.py``): with a normal null and the threshold at the
+    true z, a claim is supported in about alpha of seeded repetitions for z from 0 to 20, and the
+    interval covers the true z at about its level; z 3 and z 20 are told apart with 200 draws.
     """
     alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
-    null = _as_samples(null_draws, "null_draws")
-    if null.size < 2:
-        raise ValueError(f"a null of draws needs at least 2 draws, got {null.size}")
+    null = _draws_matrix(null_draws)
+    draws, values = null.shape[0], null.size
+    if draws < 2:
+        raise ValueError(f"a null of draws needs at least 2 independent draws, got {draws}")
     observed = float(observed)
     if not math.isfinite(observed):
-        raise ValueError(f"the observed {unit} is not finite: {observed}")
+        raise ValueError(f"the observed {unit} is not finite ({observed}): it is undefined for this model, so the claim cannot be judged")
     mean, sd = float(null.mean()), float(null.std(ddof=1))
     if sd == 0:
-        raise ValueError(f"the null's {null.size} draws are all equal ({mean}); z is undefined")
-
-    def z_of(sample: np.ndarray, axis: int = -1) -> np.ndarray:
-        return (observed - sample.mean(axis=axis)) / sample.std(axis=axis, ddof=1)
-
+        raise ValueError(f"the null's {values} values are all equal ({mean}); z is undefined")
     z = (observed - mean) / sd
     level = 1 - 2 * alpha
-    result = stats.bootstrap(
-        (null,), z_of, confidence_level=level, method="percentile", n_resamples=n_resamples,
-        rng=np.random.default_rng(seed), vectorized=True, axis=-1,
-    )
-    boot = np.asarray(result.bootstrap_distribution, dtype=float)
+    boot = _bootstrap_z_over_draws(observed, null, n_resamples, seed)
+    boot = boot[np.isfinite(boot)]  # a resample of one repeated constant draw has sd 0
+    z0, acceleration = _bca_constants(z, boot, _jackknife_z_over_draws(observed, null))
+    low, high = _bca_quantile(boot, alpha, z0, acceleration), _bca_quantile(boot, 1 - alpha, z0, acceleration)
     t = comparison.threshold
 
-    def share(mask: np.ndarray) -> float:
-        return float((1 + np.count_nonzero(mask)) / (boot.size + 1))
+    def above(threshold: float) -> float:  # p for "z > threshold"
+        return _bca_p_below(boot, threshold, z0, acceleration)
+
+    def below(threshold: float) -> float:  # p for "z < threshold"
+        return _bca_p_below(-boot, -threshold, -z0, -acceleration)
 
     if comparison.op in (">=", ">"):
-        p_claim, p_refute = share(boot <= t), share(boot >= t)
+        p_claim, p_refute = above(t), below(t)
     elif comparison.op in ("<=", "<"):
-        p_claim, p_refute = share(boot >= t), share(boot <= t)
+        p_claim, p_refute = below(t), above(t)
     else:
         assert comparison.upper is not None
-        p_claim = max(share(boot <= t), share(boot >= comparison.upper))
-        p_refute = min(1.0, 2 * min(share(boot >= t), share(boot <= comparison.upper)))
-    tail_p = (1 + int(np.count_nonzero(null >= observed))) / (null.size + 1)
+        p_claim = max(above(t), below(comparison.upper))
+        p_refute = min(1.0, 2 * min(below(t), above(comparison.upper)))
+    tail_p = (1 + int(np.count_nonzero(null >= observed))) / (values + 1)
+    pooled = "" if values == draws else f" ({values} values pooled: {values // draws} per draw)"
     margin = _margin(z, comparison)
     return Evaluation(
         statistic=statistic,
         comparison=comparison,
-        n=int(null.size),
+        n=draws,
         estimate=float(z),
-        ci=(float(result.confidence_interval.low), float(result.confidence_interval.high)),
+        ci=(low, high),
         ci_level=level,
-        ci_method=f"percentile bootstrap over the {null.size} null draws ({n_resamples} resamples; the observed {unit} is fixed)",
+        ci_method=(
+            f"BCa bootstrap over the {draws} null draws{pooled}, a draw's values resampled together "
+            f"({n_resamples} resamples; the observed {unit} is fixed)"
+        ),
         test=(
             f"bootstrap test of z against {_format_number(t)} over the null draws; "
             f"z = ({unit} - mean of {null_kind}) / their sd"
@@ -726,14 +808,27 @@ def evaluate_against_draws(
         p_value=p_claim,
         p_value_refute=p_refute,
         effect_size=float(z),
-        effect_size_kind=f"z of the {unit} against {null.size} draws of {null_kind}",
+        effect_size_kind=f"z of the {unit} against {draws} draws of {null_kind}",
         null_estimate=mean,
         note=(
-            f"observed {unit} {observed:.4g}; null mean {mean:.4g}, sd {sd:.3g} over {null.size} draws; "
+            f"observed {unit} {observed:.4g}; null mean {mean:.4g}, sd {sd:.3g} over {draws} draws{pooled}; "
             f"empirical upper-tail p = {tail_p:.3g}"
         ),
         estimand=f"z of the {unit} against the null of draws (a statistic of the weights: no input sequences)",
-        null_draws=int(null.size),
+        null_draws=draws,
         margin=margin,
         margin_sd=margin,
     )
+
+
+def _draws_matrix(null_draws: npt.ArrayLike) -> np.ndarray:
+    """[draws, values per draw] from [draws] or [draws, values]; finite numbers only."""
+    null = np.asarray(null_draws, dtype=float)
+    if null.ndim == 1:
+        null = null[:, None]
+    if null.ndim != 2 or null.shape[1] == 0:
+        raise ValueError(f"null_draws must be [draws] or [draws, values per draw], got shape {null.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(null)))
+    if bad:
+        raise ValueError(f"null_draws contains {bad} non-finite value(s) (NaN or inf) out of {null.size}")
+    return null
