@@ -121,3 +121,25 @@ def test_no_bundled_composition_claim_is_supported_on_a_random_weights_model(tmp
     results = Engine(FAST, models=cache).evaluate(specs)
     assert len(results) >= 12
     assert not [r.spec.id for r in results if r.outcome in ("supported", "error")], [(r.spec.id, r.outcome, r.error) for r in results]
+
+
+def test_a_weight_null_twin_without_vocabulary_draws_block_weights_from_the_same_distribution():
+    """``ModelCache.random_weights`` builds block-weight twins with a tiny vocabulary (fast); their
+    attention weights must have the full twin's shapes and initial distribution."""
+    from scipy import stats as scipy_stats
+
+    from interp_checks.models.cache import ModelCache, _only_block_weights
+    from interp_checks.models.load import load_random_twin
+    from interp_checks.models.spec import parse_model_spec
+
+    cache = ModelCache()
+    spec = parse_model_spec("zoo:attn-only-2l")
+    small = [cache.random_weights(spec, "cpu", seed, frozenset({"W_Q", "W_O"})) for seed in range(3)]
+    full = [load_random_twin(cache.get(spec), seed=seed).bridge for seed in range(3)]
+    for name in ("W_Q", "W_O"):
+        assert small[0][name].shape == getattr(full[0], name).shape
+        a = np.concatenate([w[name].flatten().numpy() for w in small])
+        b = np.concatenate([getattr(bridge, name).detach().flatten().numpy() for bridge in full])
+        assert not np.array_equal(a, b)  # other draws ...
+        assert scipy_stats.ks_2samp(a, b).pvalue > 0.001  # ... of the same distribution
+    assert not _only_block_weights(frozenset({"W_Q", "W_E"}))
