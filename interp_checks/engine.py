@@ -60,6 +60,7 @@ from interp_checks.stats import (
     evaluate,
     evaluate_against_draws,
     evaluate_largest_mean,
+    evaluate_with,
 )
 
 __all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "Share", "passes", "plan_shares"]
@@ -553,7 +554,7 @@ class Engine:
             comparison = spec.expect[source]
             if stat in claim.prepared.negated:
                 comparison = negate(comparison)
-            rows = values if values.ndim == 2 else values[:, None]
+            rows = values.reshape(values.shape[0], -1) if values.ndim >= 2 else values[:, None]
             if null is None:  # the check's null needs no model (e.g. zero gain): a null of zeros
                 null = np.zeros((rows.shape[0], 1))
             defined = np.isfinite(rows).all(axis=1) & np.isfinite(null).all(axis=1)
@@ -566,12 +567,16 @@ class Engine:
                 n_resamples=self.settings.n_resamples,
             )
             members = claim.prepared.members.get(stat)
+            estimator = claim.prepared.estimators.get(stat)
             if members is not None:
                 evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
+            elif estimator is not None:  # not a mean of per-sequence values: no strip of them either
+                evaluation = evaluate_with(estimator, values[defined], comparison, **common)
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
-            claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
+            shown = None if estimator is not None else rows[defined] if members is not None else values[defined]
+            claim.samples.append((shown, None if null_is_zero else null[defined]))
             results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(
@@ -760,7 +765,7 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
         return
     for expectation, (values, null) in zip(result.expectations, claim.samples):
         figure = None
-        if expectation.evaluation is not None:
+        if expectation.evaluation is not None and values is not None:
             try:
                 figure = verdict_strip(
                     expectation.statistic,

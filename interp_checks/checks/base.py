@@ -115,6 +115,11 @@ class Prepared:
     # judged by ``stats.evaluate_against_draws``: there is no sequence to resample.
     sampling: str = "sequence"
     weight_null_draws: int = 0
+    # statistic -> a named estimator of ``stats.ESTIMATORS`` for statistics that are not a mean of
+    # per-sequence values: ``ratio_of_means`` ([sequences, 2]: numerator, denominator; e.g. a
+    # circuit's faithfulness) or ``share_beaten_of_ratios`` ([sequences, 2 + draws]: one ratio
+    # against the same ratio of draws, e.g. random circuits). ``measure`` returns those arrays.
+    estimators: dict[str, str] = field(default_factory=dict)
 
 
 Activations = Mapping[str, "torch.Tensor"]
