@@ -59,6 +59,8 @@ from interp_checks.stats import (
     decide_claim,
     evaluate,
     evaluate_against_draws,
+    display_unit,
+    display_values,
     evaluate_largest_mean,
     evaluate_with,
 )
@@ -570,13 +572,15 @@ class Engine:
             estimator = claim.prepared.estimators.get(stat)
             if members is not None:
                 evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
-            elif estimator is not None:  # not a mean of per-sequence values: no strip of them either
+            elif estimator is not None:  # not a mean of per-sequence values (stats.ratios)
                 evaluation = evaluate_with(estimator, values[defined], comparison, **common)
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
-            shown = None if estimator is not None else rows[defined] if members is not None else values[defined]
-            claim.samples.append((shown, None if null_is_zero else null[defined]))
+            if estimator is not None:  # the strip shows values whose mean is the estimate (stats.display_values)
+                claim.samples.append((display_values(estimator, values[defined]), None))
+            else:
+                claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
             results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(
@@ -765,7 +769,7 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
         return
     for expectation, (values, null) in zip(result.expectations, claim.samples):
         figure = None
-        if expectation.evaluation is not None and values is not None:
+        if expectation.evaluation is not None:
             try:
                 figure = verdict_strip(
                     expectation.statistic,
@@ -775,7 +779,9 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
                     null_kind=result.null or "",
                     members=claim.prepared.members.get(expectation.statistic),
                     unit=expectation.unit,
-                    unit_of_sampling="document" if claim.sources is not None else "sequence",
+                    unit_of_sampling=display_unit(
+                        claim.prepared.estimators.get(expectation.statistic), "document" if claim.sources is not None else "sequence"
+                    ),
                 )
             except Exception as error:  # a picture must never cost a verdict
                 result.notes.append(

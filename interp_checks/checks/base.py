@@ -196,7 +196,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import compare, heads  # noqa: F401  (registers their checks)
+    from interp_checks.checks import compare, faithfulness, heads  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:

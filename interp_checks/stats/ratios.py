@@ -45,7 +45,7 @@ from scipy import stats
 from interp_checks.stats.comparison import Comparison, _format_number
 from interp_checks.stats.evaluate import Evaluation, _check_common_arguments, _margin, _t_test_p_values
 
-__all__ = ["ESTIMATORS", "curve_areas", "evaluate_ratio_of_means", "evaluate_share_beaten", "evaluate_with", "ratio_of_means"]
+__all__ = ["ESTIMATORS", "curve_areas", "display_unit", "display_values", "evaluate_ratio_of_means", "evaluate_share_beaten", "evaluate_with", "ratio_of_means"]
 
 
 def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -254,7 +254,7 @@ def curve_areas(ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.trapezoid(ratios, x, axis=-1), np.trapezoid(np.abs(1.0 - ratios), x, axis=-1)
 
 
-def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap: bool, statistic: str, alpha: float = 0.05, seed: int = 0, n_resamples: int = 9999, **_: Any) -> Evaluation:
+def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap: bool, statistic: str = "area", alpha: float = 0.05, seed: int = 0, n_resamples: int = 9999, **_: Any) -> Evaluation:
     """[n, 1 + (K + 1)] per-sequence values: column 0 the common denominator, then the numerators of
     the curve's K + 1 points (sizes 0..K). The area (CPR, or CMD with ``gap``) of the ratio-of-means
     curve; BCa bootstrap over sequences (each sequence's whole row resampled together) for the
@@ -317,6 +317,42 @@ ESTIMATORS: dict[str, Callable[..., Evaluation]] = {
     "curve_area": lambda samples, comparison, **common: _evaluate_curve_area(samples, comparison, gap=False, **common),
     "curve_gap_area": lambda samples, comparison, **common: _evaluate_curve_area(samples, comparison, gap=True, **common),
 }
+
+
+def display_values(estimator: str, samples: npt.ArrayLike) -> np.ndarray:
+    """One value per sampled unit for a picture of an estimator's statistic (the engine's strip),
+    chosen so that their mean is the estimate (or, for CMD, its jackknife bias-corrected value):
+
+    * ``ratio_of_means``: each sequence's numerator over the mean denominator;
+    * ``share_beaten_of_ratios``: per draw, 1 if the observed ratio beats it, else 0;
+    * ``curve_area`` (CPR, linear in the numerators): each sequence's weighted numerators over the
+      mean denominator; ``curve_gap_area`` (CMD): the jackknife pseudo-values over sequences."""
+    x = np.asarray(samples, dtype=float)
+    if estimator == "ratio_of_means":
+        return x[:, 0] / np.mean(x[:, 1])
+    if estimator == "share_beaten_of_ratios":
+        ratios = ratio_of_means(x[:, 1:].T, np.broadcast_to(x[:, 0], x[:, 1:].T.shape))
+        return (ratios[0] > ratios[1:]).astype(float)
+    points = x.shape[1] - 1
+    weights = np.full(points, 1.0 / (points - 1))
+    weights[[0, -1]] /= 2
+    if estimator == "curve_area":
+        return (x[:, 1:] @ weights) / np.mean(x[:, 0])
+    if estimator == "curve_gap_area":
+        n = x.shape[0]
+        full = curve_areas(ratio_of_means(x[:, 1:].T, np.broadcast_to(x[:, 0], x[:, 1:].T.shape)))[1]
+        leave_one_out = np.array([
+            curve_areas(ratio_of_means(np.delete(x, i, 0)[:, 1:].T, np.broadcast_to(np.delete(x, i, 0)[:, 0], (points, n - 1))))[1]
+            for i in range(n)
+        ])
+        return n * full - (n - 1) * leave_one_out
+    raise ValueError(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
+
+
+def display_unit(estimator: str | None, default: str) -> str:
+    """What one value of :func:`display_values` is: a random circuit for a share of draws beaten,
+    else ``default`` (the sequence or document)."""
+    return "random circuit" if estimator == "share_beaten_of_ratios" else default
 
 
 def evaluate_with(estimator: str, samples: npt.ArrayLike, comparison: Comparison, **common: Any) -> Evaluation:
