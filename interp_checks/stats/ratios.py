@@ -102,7 +102,12 @@ def _ratio_interval(num: np.ndarray, den: np.ndarray, level: float, n_resamples:
             n_resamples=n_resamples, rng=np.random.default_rng(seed), axis=-1,
         )
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    return (low, high) if math.isfinite(low) and math.isfinite(high) else (math.nan, math.nan)
+    if math.isfinite(low) and math.isfinite(high):
+        return low, high
+    boot = np.asarray(result.bootstrap_distribution, dtype=float)
+    if np.all(np.isfinite(boot)) and np.ptp(boot) <= 1e-12 * max(1.0, abs(float(boot.mean()))):
+        return float(boot.mean()), float(boot.mean())  # every sequence has the same ratio: no sampling spread
+    return math.nan, math.nan
 
 
 def evaluate_ratio_of_means(
