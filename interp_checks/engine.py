@@ -59,7 +59,10 @@ from interp_checks.stats import (
     decide_claim,
     evaluate,
     evaluate_against_draws,
+    display_unit,
+    display_values,
     evaluate_largest_mean,
+    evaluate_with,
 )
 
 __all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "Share", "passes", "plan_shares"]
@@ -557,7 +560,7 @@ class Engine:
             comparison = spec.expect[source]
             if stat in claim.prepared.negated:
                 comparison = negate(comparison)
-            rows = values if values.ndim == 2 else values[:, None]
+            rows = values.reshape(values.shape[0], -1) if values.ndim >= 2 else values[:, None]
             if null is None:  # the check's null needs no model (e.g. zero gain): a null of zeros
                 null = np.zeros((rows.shape[0], 1))
             defined = np.isfinite(rows).all(axis=1) & np.isfinite(null).all(axis=1)
@@ -570,12 +573,18 @@ class Engine:
                 n_resamples=self.settings.n_resamples,
             )
             members = claim.prepared.members.get(stat)
+            estimator = claim.prepared.estimators.get(stat)
             if members is not None:
                 evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
+            elif estimator is not None:  # not a mean of per-sequence values (stats.ratios)
+                evaluation = evaluate_with(estimator, values[defined], comparison, **common)
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
-            claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
+            if estimator is not None:  # the strip shows values whose mean is the estimate (stats.display_values)
+                claim.samples.append((display_values(estimator, values[defined]), None))
+            else:
+                claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
             results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(
@@ -774,7 +783,9 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
                     null_kind=result.null or "",
                     members=claim.prepared.members.get(expectation.statistic),
                     unit=expectation.unit,
-                    unit_of_sampling="document" if claim.sources is not None else "sequence",
+                    unit_of_sampling=display_unit(
+                        claim.prepared.estimators.get(expectation.statistic), "document" if claim.sources is not None else "sequence"
+                    ),
                 )
             except Exception as error:  # a picture must never cost a verdict
                 result.notes.append(

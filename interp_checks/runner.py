@@ -210,8 +210,15 @@ def _resumed_logits(bridge: Any, intervention: Any, base: dict[str, torch.Tensor
     resid = base[f"blocks.{start}.hook_resid_pre"]
 
     def put(name: str) -> Any:
+        # Only the sites' slices are taken from ``replaced``: the rest of the live activation is this
+        # run's own, so a change in an earlier layer reaches the kept heads of a later one.
+        slices = [_site_slice(site) for site in intervention.sites if site.hook == name]
+
         def hook(tensor: torch.Tensor, hook: Any) -> torch.Tensor:
-            return replaced[name]
+            out = tensor.clone()
+            for index in slices:
+                out[index] = replaced[name][index].to(out.dtype)
+            return out
 
         return hook
 

@@ -118,6 +118,11 @@ class Prepared:
     # judged by ``stats.evaluate_against_draws``: there is no sequence to resample.
     sampling: str = "sequence"
     weight_null_draws: int = 0
+    # statistic -> a named estimator of ``stats.ESTIMATORS`` for statistics that are not a mean of
+    # per-sequence values: ``ratio_of_means`` ([sequences, 2]: numerator, denominator; e.g. a
+    # circuit's faithfulness) or ``share_beaten_of_ratios`` ([sequences, 2 + draws]: one ratio
+    # against the same ratio of draws, e.g. random circuits). ``measure`` returns those arrays.
+    estimators: dict[str, str] = field(default_factory=dict)
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -194,7 +199,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import compare, composition, heads  # noqa: F401  (registers their checks)
+    from interp_checks.checks import compare, composition, faithfulness, heads  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:

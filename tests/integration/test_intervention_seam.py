@@ -172,3 +172,26 @@ def test_a_weight_statistic_is_judged_against_its_draws_without_running_inputs(m
     evaluation = result.expectations[0].evaluation
     assert evaluation.n == 30 and evaluation.null_draws == 30
     assert "empirical upper-tail p" in evaluation.note
+
+
+def test_an_intervention_over_several_layers_lets_the_earlier_change_reach_the_kept_heads(model_dir):
+    """Ablating a layer-0 head and a layer-2 head together must change what the kept heads of layers
+    1 and 2 compute (they read the changed residual stream): the same as a naive run with both hooks."""
+    from interp_checks.models.native import load_native
+
+    bridge = load_native(model_dir)
+    clean = torch.randint(1, 50, (5, 12), generator=torch.Generator().manual_seed(3))
+    intervention = Intervention((Site("head", 0, 0), Site("head", 2, 1)), "zero")
+    out = run_interventions(bridge, clean, [intervention])
+
+    def zero(head):
+        def hook(z, hook):
+            z = z.clone()
+            z[:, :, head] = 0.0
+            return z
+
+        return hook
+
+    with torch.inference_mode():
+        logits = bridge.run_with_hooks(clean, fwd_hooks=[("blocks.0.attn.hook_z", zero(0)), ("blocks.2.attn.hook_z", zero(1))])
+    np.testing.assert_allclose(out[intervention.key], next_token_logprobs(logits, clean), atol=1e-5, equal_nan=True)
