@@ -61,6 +61,7 @@ from interp_checks.stats import (
     evaluate_against_draws,
     evaluate_largest_mean,
 )
+from interp_checks.stats.rank import evaluate_rank
 
 __all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "Share", "passes", "plan_shares"]
 
@@ -566,12 +567,15 @@ class Engine:
                 n_resamples=self.settings.n_resamples,
             )
             members = claim.prepared.members.get(stat)
-            if members is not None:
+            ranked = claim.prepared.ranked.get(stat)
+            if ranked is not None:
+                evaluation = evaluate_rank(rows[defined], comparison, ranked, **common)
+            elif members is not None:
                 evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
-            claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
+            claim.samples.append((rows[defined] if values.ndim == 2 else values[defined], None if null_is_zero else null[defined]))
             results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(
@@ -760,7 +764,7 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
         return
     for expectation, (values, null) in zip(result.expectations, claim.samples):
         figure = None
-        if expectation.evaluation is not None:
+        if expectation.evaluation is not None and expectation.statistic not in claim.prepared.ranked:  # a rank has no threshold on the values' axis
             try:
                 figure = verdict_strip(
                     expectation.statistic,

@@ -108,6 +108,10 @@ class Prepared:
     notes: list[str] = field(default_factory=list)  # what the report should say about how it was measured
     members: dict[str, list[str]] = field(default_factory=dict)  # statistic -> member names (see above)
     units: dict[str, str] = field(default_factory=dict)  # statistic -> its unit, shown beside every estimate
+    # statistic -> member names, the claimed member first: a rank claim ("L1H0 is among the k
+    # largest", ``rank <= k``); ``measure`` returns [sequences, members] and the statistics layer
+    # judges it with ``stats.rank.evaluate_rank`` (paired tests against every other member).
+    ranked: dict[str, list[str]] = field(default_factory=dict)
     # "sequence": statistics are per input sequence (or document), as above. "weights": they are
     # functions of the weights alone (composition scores): ``measure`` is called once with the
     # weights it asked for and returns one value per statistic, and the null is the same statistic
@@ -191,7 +195,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import compare, heads  # noqa: F401  (registers their checks)
+    from interp_checks.checks import ablation, compare, heads  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:
