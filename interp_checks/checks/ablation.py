@@ -70,7 +70,7 @@ METHODS = ("mean", "zero", "resample")
 DEFAULT_METHOD = "mean"
 RESAMPLE_SEED = 0
 DIRECT_NOTE = "direct effect beside total effect"  # the start of the note that measure keeps up to date
-NOTE_HEADS = 8  # heads listed in that note (those with the largest total effects)
+NOTE_HEADS = 16  # heads listed in that note (those with the largest total effects)
 
 METHOD_WORDS = {
     "mean": "its per-position mean over the claim's inputs",
