@@ -574,10 +574,10 @@ class Engine:
             )
             members = claim.prepared.members.get(stat)
             estimator = claim.prepared.estimators.get(stat)
-            if members is not None:
+            if estimator is not None:  # not a mean of per-sequence values (stats.ESTIMATORS)
+                evaluation = evaluate_with(estimator, values[defined], comparison, members=members, **common)
+            elif members is not None:
                 evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
-            elif estimator is not None:  # not a mean of per-sequence values (stats.ratios)
-                evaluation = evaluate_with(estimator, values[defined], comparison, **common)
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
@@ -773,7 +773,7 @@ def _add_strip_candidates(result: ClaimResult, claim: PreparedClaim) -> None:
         return
     for expectation, (values, null) in zip(result.expectations, claim.samples):
         figure = None
-        if expectation.evaluation is not None:
+        if expectation.evaluation is not None and values is not None:  # None: no per-unit picture (a rank)
             try:
                 figure = verdict_strip(
                     expectation.statistic,

@@ -11,6 +11,8 @@ helpers that fill it, so that every family crops, subsamples and rounds the same
   role marks, for a heatmap of at most ``size`` x ``size`` cells;
 * :func:`extreme_positions` -- the positions with the largest and smallest values, at most one per
   row, for "the contexts where the model gains most" pictures;
+* :func:`head_grid` -- one value per attention head (e.g. the loss increase when it is ablated) as
+  a layer-by-head heatmap, with each cell's interval in the data and the largest in the caption;
 * :func:`validated` -- what the engine does with the figures a check returns: rounds them and keeps
   those that are strict JSON, turning the rest into notes (a picture never changes a verdict).
 
@@ -33,6 +35,7 @@ __all__ = [
     "Window",
     "crop_around",
     "extreme_positions",
+    "head_grid",
     "subsample",
     "validated",
     "verdict_strip",
@@ -224,3 +227,54 @@ def validated(figures: Any, source: str) -> tuple[list[Figure], list[str]]:
             continue
         kept.append(figure)
     return kept, notes
+
+
+def head_grid(
+    per_head: dict[tuple[int, int], np.ndarray],
+    n_layers: int,
+    n_heads: int,
+    *,
+    title: str,
+    value_label: str,
+    what: str,
+    marked: Sequence[tuple[int, int]] = (),
+    level: float = 0.95,
+    listed: int = 3,
+) -> Figure:
+    """A layer-by-head ``heatmap`` of per-head per-sequence values ({(layer, head): [n]}): each cell
+    the mean over sequences, with its two-sided t-interval at ``level`` in ``data["low"]`` and
+    ``data["high"]`` (same shape; None for heads not measured) and the ``listed`` largest means
+    with their intervals in the caption, so the picture never shows a point without its
+    uncertainty. ``what`` says in words what the values and the sequences are."""
+    from scipy import stats
+
+    shape = (n_layers, n_heads)
+    mean, low, high = (np.full(shape, np.nan) for _ in range(3))
+    for (layer, head), values in per_head.items():
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        mean[layer, head] = values.mean()
+        half = 0.0 if values.size < 2 else float(stats.t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+        low[layer, head], high[layer, head] = mean[layer, head] - half, mean[layer, head] + half
+    order = sorted(((float(mean[c]), c) for c in per_head if np.isfinite(mean[c])), reverse=True)[:listed]
+    largest = "; ".join(f"L{l}H{h} {m:.3g} [{low[l, h]:.3g}, {high[l, h]:.3g}]" for m, (l, h) in order)
+    caption = (
+        f"{what}. Each cell is one head's mean over sequences; its {level:.0%} t-interval is in the figure data "
+        f"(low, high). Largest: {largest}."
+        + (" Outlined: the heads the claim names." if marked else "")
+        + (" Blank cells: heads not measured." if np.isnan(mean).any() else "")
+    )
+    data = {
+        "values": mean.tolist(),
+        "low": low.tolist(),
+        "high": high.tolist(),
+        "row_labels": [f"L{l}" for l in range(n_layers)],
+        "col_labels": [f"H{h}" for h in range(n_heads)],
+        "marked": [[l, h] for l, h in marked],
+        "x_label": "head",
+        "y_label": "layer",
+        "value_label": value_label,
+    }
+    return Figure("heatmap", title, rounded(data), caption)

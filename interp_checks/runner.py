@@ -156,7 +156,7 @@ def run_interventions(
     hooks = {site.hook for i in interventions for site in i.sites}
     hooks |= {f"blocks.{i.first_layer}.hook_resid_pre" for i in interventions if i.path == "total"}
     if any(i.path == "direct" for i in interventions):
-        hooks |= {"ln_final.hook_in", "ln_final.hook_scale"}
+        hooks |= {hook for hook in _final_resid_hooks(bridge) if hook is not None}
     runs = {"clean": _clean_run(bridge, clean, hooks)}
     if need_corrupted:
         runs["corrupted"] = _clean_run(bridge, corrupted, hooks)
@@ -231,7 +231,8 @@ def _resumed_logits(bridge: Any, intervention: Any, base: dict[str, torch.Tensor
 
 def _direct_logits(bridge: Any, intervention: Any, base: dict[str, torch.Tensor], replaced: dict[str, torch.Tensor]) -> torch.Tensor:
     """Logits when the sites' changes reach the unembedding directly, final layer-norm scale frozen."""
-    delta = torch.zeros_like(base["ln_final.hook_in"])
+    resid_hook, scale_hook = _final_resid_hooks(bridge)
+    delta = torch.zeros_like(base[resid_hook])
     for hook in replaced:
         change = replaced[hook] - base[hook]
         if hook.endswith("attn.hook_z"):
@@ -240,12 +241,20 @@ def _direct_logits(bridge: Any, intervention: Any, base: dict[str, torch.Tensor]
             delta = delta + torch.einsum("bphd,hdm->bpm", change.to(W_O.dtype), W_O)
         else:  # hook_mlp_out: already in the residual stream's basis
             delta = delta + change
-    resid = base["ln_final.hook_in"] + delta
-    scale = base["ln_final.hook_scale"]
+    resid = base[resid_hook] + delta
+    scale = base[scale_hook] if scale_hook is not None else None
     return final_logits(bridge, resid, scale)
 
 
-def final_logits(bridge: Any, resid: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _final_resid_hooks(bridge: Any) -> tuple[str, str | None]:
+    """(the final residual stream's hook, the final layer norm's scale hook or None): a model
+    without a final layer norm (hand-built ones) has no ``ln_final`` hooks, and nothing to freeze."""
+    if getattr(bridge.cfg, "normalization_type", None) is None:
+        return f"blocks.{bridge.cfg.n_layers - 1}.hook_resid_post", None
+    return "ln_final.hook_in", "ln_final.hook_scale"
+
+
+def final_logits(bridge: Any, resid: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     """Unembed a final residual stream through the final layer norm with a given (frozen) scale."""
     kind = getattr(bridge.cfg, "normalization_type", None)
     ln = bridge.ln_final

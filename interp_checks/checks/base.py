@@ -99,7 +99,8 @@ class Prepared:
     a [sequences, members] array instead of one value per sequence, and the statistics layer judges
     the largest member mean with the selection of the member paid for
     (``stats.evaluate_largest_mean``). Never reduce members to a per-sequence maximum: its mean is
-    at least the largest member mean, biased towards "some member has it".
+    at least the largest member mean, biased towards "some member has it". A statistic with an
+    estimator (``estimators``, e.g. ``rank``) uses ``members`` only to name its columns.
     """
 
     needs: dict[str, Needs]
@@ -119,7 +120,8 @@ class Prepared:
     sampling: str = "sequence"
     weight_null_draws: int = 0
     # statistic -> a named estimator of ``stats.ESTIMATORS`` for statistics that are not a mean of
-    # per-sequence values: ``ratio_of_means`` ([sequences, 2]: numerator, denominator; e.g. a
+    # per-sequence values: ``rank`` ([sequences, members], the claimed member first, names in
+    # ``members``: "among the k largest means", ``stats.rank``), ``ratio_of_means`` ([sequences, 2]: numerator, denominator; e.g. a
     # circuit's faithfulness) or ``share_beaten_of_ratios`` ([sequences, 2 + draws]: one ratio
     # against the same ratio of draws, e.g. random circuits). ``measure`` returns those arrays.
     estimators: dict[str, str] = field(default_factory=dict)
@@ -199,7 +201,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import compare, composition, faithfulness, heads  # noqa: F401  (registers their checks)
+    from interp_checks.checks import ablation, compare, composition, faithfulness, heads  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:

@@ -316,7 +316,16 @@ def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap:
     )
 
 
+def _evaluate_rank(samples: npt.ArrayLike, comparison: Comparison, members: list[str], **common: Any) -> Evaluation:
+    from interp_checks.stats.rank import evaluate_rank
+
+    return evaluate_rank(samples, comparison, members, **common)
+
+
+_OVER_MEMBERS = frozenset({"rank"})
+
 ESTIMATORS: dict[str, Callable[..., Evaluation]] = {
+    "rank": _evaluate_rank,  # "the claimed member is among the k largest means" (stats.rank)
     "ratio_of_means": evaluate_ratio_of_means,
     "share_beaten_of_ratios": _share_beaten_of_ratios,
     "curve_area": lambda samples, comparison, **common: _evaluate_curve_area(samples, comparison, gap=False, **common),
@@ -324,7 +333,7 @@ ESTIMATORS: dict[str, Callable[..., Evaluation]] = {
 }
 
 
-def display_values(estimator: str, samples: npt.ArrayLike) -> np.ndarray:
+def display_values(estimator: str, samples: npt.ArrayLike) -> np.ndarray | None:
     """One value per sampled unit for a picture of an estimator's statistic (the engine's strip),
     chosen so that their mean is the estimate (or, for CMD, its jackknife bias-corrected value):
 
@@ -332,6 +341,8 @@ def display_values(estimator: str, samples: npt.ArrayLike) -> np.ndarray:
     * ``share_beaten_of_ratios``: per draw, 1 if the observed ratio beats it, else 0;
     * ``curve_area`` (CPR, linear in the numerators): each sequence's weighted numerators over the
       mean denominator; ``curve_gap_area`` (CMD): the jackknife pseudo-values over sequences."""
+    if estimator in _OVER_MEMBERS:  # a rank has no threshold on the values' axis: no strip
+        return None
     x = np.asarray(samples, dtype=float)
     if estimator == "ratio_of_means":
         return x[:, 0] / np.mean(x[:, 1])
@@ -360,8 +371,15 @@ def display_unit(estimator: str | None, default: str) -> str:
     return "random circuit" if estimator == "share_beaten_of_ratios" else default
 
 
-def evaluate_with(estimator: str, samples: npt.ArrayLike, comparison: Comparison, **common: Any) -> Evaluation:
-    """Judge per-sequence ``samples`` with a named estimator (``Prepared.estimators``)."""
+def evaluate_with(
+    estimator: str, samples: npt.ArrayLike, comparison: Comparison, *, members: list[str] | None = None, **common: Any
+) -> Evaluation:
+    """Judge per-sequence ``samples`` with a named estimator (``Prepared.estimators``). ``members``
+    names the columns for estimators over several members (``rank``: the claimed member first)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
+    if estimator in _OVER_MEMBERS:
+        if not members:
+            raise ValueError(f"estimator {estimator!r} needs the member names (Prepared.members)")
+        return ESTIMATORS[estimator](samples, comparison, members, **common)
     return ESTIMATORS[estimator](samples, comparison, **common)
