@@ -60,6 +60,8 @@ from interp_checks.stats import (
     evaluate,
     evaluate_against_draws,
     evaluate_largest_mean,
+    evaluate_ratio,
+    ratio_shares,
 )
 
 __all__ = ["ERROR", "ClaimResult", "Engine", "ExpectationResult", "Family", "Settings", "Share", "passes", "plan_shares"]
@@ -566,12 +568,20 @@ class Engine:
                 n_resamples=self.settings.n_resamples,
             )
             members = claim.prepared.members.get(stat)
-            if members is not None:
+            shown = rows[defined] if members is not None else values[defined]
+            if stat in claim.prepared.ratios:  # [n, 2]: numerator, denominator (Prepared.ratios)
+                pairs = rows[defined]
+                evaluation = evaluate_ratio(
+                    pairs[:, 0], pairs[:, 1], comparison, statistic=stat, alpha=self.settings.alpha, seed=spec.seed,
+                    n_resamples=self.settings.n_resamples, null_kind=null_kind,
+                )
+                shown = ratio_shares(pairs[:, 0], pairs[:, 1])
+            elif members is not None:
                 evaluation = evaluate_largest_mean(rows[defined], comparison, members, **common)
             else:
                 evaluation = evaluate(values[defined], comparison, **common)
             sizes.append(int(defined.sum()))
-            claim.samples.append((rows[defined] if members is not None else values[defined], None if null_is_zero else null[defined]))
+            claim.samples.append((shown, None if null_is_zero or stat in claim.prepared.ratios else null[defined]))
             results.append(ExpectationResult(stat, str(comparison), evaluation, claim.prepared.units.get(stat)))
         claim.measure_s += time.perf_counter() - start
         return ClaimResult(

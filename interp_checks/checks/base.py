@@ -115,6 +115,11 @@ class Prepared:
     # judged by ``stats.evaluate_against_draws``: there is no sequence to resample.
     sampling: str = "sequence"
     weight_null_draws: int = 0
+    # Statistics that are a ratio of two means over sequences (a normalised patching effect,
+    # faithfulness): for those, ``measure`` returns [sequences, 2] columns (numerator, denominator)
+    # and the statistics layer judges mean(numerator) / mean(denominator) (``stats.evaluate_ratio``),
+    # never a mean of per-sequence ratios, which explodes where a sequence's denominator is small.
+    ratios: frozenset[str] = frozenset()
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -191,7 +196,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import compare, heads  # noqa: F401  (registers their checks)
+    from interp_checks.checks import compare, heads, patching  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:

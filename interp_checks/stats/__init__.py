@@ -17,6 +17,7 @@ Typical use, per claim::
 from interp_checks.stats.clusters import cluster_means
 from interp_checks.stats.comparison import Comparison, ComparisonOp
 from interp_checks.stats.evaluate import Evaluation, evaluate, evaluate_against_draws, evaluate_largest_mean, evaluate_many
+from interp_checks.stats.ratio import evaluate_ratio, ratio_shares
 from interp_checks.stats.multiplicity import AdjustMethod, adjust_p_values
 from interp_checks.stats.verdict import ClaimDecision, Outcome, claim_p_values, combine, decide, decide_claim
 
@@ -37,4 +38,6 @@ __all__ = [
     "evaluate_against_draws",
     "evaluate_largest_mean",
     "evaluate_many",
+    "evaluate_ratio",
+    "ratio_shares",
 ]
