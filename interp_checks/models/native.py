@@ -23,7 +23,10 @@ FORMAT = "interp-checks-native/1"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
-# The TransformerBridgeConfig fields a native checkpoint records. Everything else keeps its default.
+# The TransformerBridgeConfig fields every native checkpoint records, default or not: the shape of the
+# model at a glance, and all that checkpoints written before generic recording hold. Every other
+# constructor field is recorded when its value differs from TransformerLens's default (see
+# :func:`architecture_of`), so a field TransformerLens adds later is kept, not silently dropped.
 ARCHITECTURE_FIELDS = (
     "d_model",
     "d_head",
@@ -40,15 +43,80 @@ ARCHITECTURE_FIELDS = (
     "default_prepend_bos",
 )
 
+# Constructor fields a checkpoint never records: where and how a model is run or was initialised,
+# or what ``boot_native`` sets itself. None of them changes what the loaded weights compute.
+NOT_RECORDED = {
+    "device": "chosen when loading (--interp-device)",
+    "dtype": "the weights load as float32, the dtype boot_native builds",
+    "seed": "seeds the random init only, which the stored weights replace (twins take their own seed)",
+    "architecture": "boot_native sets it to TransformerLensNative",
+    "model_name": "boot_native sets it",
+    "n_params": "derived from the shapes",
+}
+
 
 class NativeFormatError(ValueError):
-    """A native checkpoint folder is missing a file or has a config we cannot read."""
+    """A native checkpoint folder is missing a file, has a config or weights we cannot read, or a
+    bridge has a config we cannot write."""
+
+
+def config_fields() -> tuple[str, ...]:
+    """The names ``TransformerBridgeConfig(...)`` accepts: its own parameters and its dataclass parent's.
+
+    Only constructor fields can be recorded, because loading rebuilds the config by calling it."""
+    import dataclasses
+    import inspect
+
+    from transformer_lens.config import TransformerBridgeConfig
+
+    names = [
+        name
+        for name, parameter in inspect.signature(TransformerBridgeConfig).parameters.items()
+        if parameter.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    ]
+    names += [field.name for field in dataclasses.fields(TransformerBridgeConfig) if field.init and field.name not in names]
+    return tuple(names)
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as plain JSON data (numpy scalars and tuples unwrapped), or raise TypeError."""
+    if type(value).__module__ == "numpy":  # e.g. initializer_range, which TransformerLens computes with numpy
+        value = value.item()
+    if isinstance(value, tuple):
+        value = list(value)
+    json.dumps(value, allow_nan=False)
+    return value
 
 
 def architecture_of(bridge: Any) -> dict[str, Any]:
-    """The architecture fields of a native bridge's config, as JSON-ready values."""
+    """The config fields that rebuild ``bridge``'s architecture, as JSON-ready values.
+
+    :data:`ARCHITECTURE_FIELDS` always, then every other constructor field whose value differs from
+    the default of a config of the same size (defaults such as ``initializer_range`` and ``d_mlp``
+    depend on ``d_model``), except :data:`NOT_RECORDED`. Generic rather than a hand-kept list: a
+    hand-kept list is how ``attention_dir`` and ``d_vocab_out`` were lost. A field that differs but cannot be
+    written as JSON is refused here, at save time, rather than lost at load time.
+    """
+    from transformer_lens.config import TransformerBridgeConfig
+
     cfg = bridge.cfg
-    return {name: getattr(cfg, name) for name in ARCHITECTURE_FIELDS if hasattr(cfg, name)}
+    size = {name: getattr(cfg, name) for name in ("d_model", "d_head", "n_layers", "n_ctx", "n_heads")}
+    default = TransformerBridgeConfig(**size)
+    recorded: dict[str, Any] = {}
+    for name in ARCHITECTURE_FIELDS + config_fields():
+        if name in recorded or name in NOT_RECORDED or not hasattr(cfg, name):
+            continue
+        value = getattr(cfg, name)
+        if name not in ARCHITECTURE_FIELDS and value == getattr(default, name, None):
+            continue
+        try:
+            recorded[name] = _json_value(value)
+        except (TypeError, ValueError) as error:
+            raise NativeFormatError(
+                f"cannot save the config field {name}={value!r} as JSON ({error}); a native checkpoint "
+                f"records every TransformerBridgeConfig field that differs from its default"
+            ) from None
+    return recorded
 
 
 def save_native(
@@ -187,13 +255,43 @@ def load_native(folder: str | Path, *, device: str | None = None) -> Any:
     except (TypeError, ValueError, AssertionError) as error:
         raise NativeFormatError(
             f"{folder / CONFIG_FILE}: \"architecture\" does not describe a model TransformerLens can build "
-            f"({error}); it takes the TransformerBridgeConfig fields {', '.join(ARCHITECTURE_FIELDS)}"
+            f"({error}); its keys are TransformerBridgeConfig arguments such as {', '.join(ARCHITECTURE_FIELDS)}"
         ) from error
     state = load_file(str(folder / WEIGHTS_FILE), device=str(device or "cpu"))
-    missing, unexpected = bridge.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise NativeFormatError(
-            f"{folder / WEIGHTS_FILE} does not match its config: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
-        )
+    check_weights_fit(bridge, state, folder)
+    bridge.load_state_dict(state, strict=True)
     return bridge.eval()
+
+
+def weight_mismatches(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> list[str]:
+    """What keeps ``found`` (tensor name -> shape) from loading into a model that needs ``expected``,
+    one line per problem: wrong shapes first, then missing and unexpected tensors."""
+    lines = [
+        f"{name} has shape {list(found[name])}, the config needs {list(expected[name])}"
+        for name in sorted(expected.keys() & found.keys())
+        if tuple(found[name]) != tuple(expected[name])
+    ]
+    lines += [f"{name} {list(expected[name])} is missing" for name in sorted(expected.keys() - found.keys())]
+    lines += [f"{name} {list(found[name])} is not part of this architecture" for name in sorted(found.keys() - expected.keys())]
+    return lines
+
+
+def check_weights_fit(bridge: Any, state: dict[str, Any], folder: Path, *, shown: int = 8) -> None:
+    """Raise :class:`NativeFormatError` naming every tensor of ``state`` that does not fit ``bridge``.
+
+    Why not let ``load_state_dict`` say it: its ``RuntimeError`` names neither the file nor the fix,
+    and with ``strict=False`` it would load a model with some tensors left at their random init.
+    """
+    expected = {name: tuple(tensor.shape) for name, tensor in bridge.state_dict().items()}
+    found = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    problems = weight_mismatches(expected, found)
+    if not problems:
+        return
+    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+    raise NativeFormatError(
+        f"{folder / WEIGHTS_FILE} does not fit the architecture in {folder / CONFIG_FILE} "
+        f"({len(problems)} problem(s)): {'; '.join(problems[:shown])}{more}. Fix: the weights and the config come "
+        f"from different models; save both at once with interp_checks.models.native.save_native(bridge, folder), "
+        f"or correct \"architecture\" in {CONFIG_FILE} (d_model, n_heads, d_head, d_mlp, d_vocab, d_vocab_out, "
+        f"attn_only, normalization_type, positional_embedding_type) to the model the weights came from"
+    )

@@ -7,6 +7,8 @@ one), small enough to run in CI on two CPU cores, and reproducible without downl
 * :mod:`interp_checks.zoo.data` -- the corpus (the running Python's stdlib), tokenizer, batch sampler.
 * :mod:`interp_checks.zoo.recipes` -- one frozen ``Recipe`` per model (``RECIPES``).
 * :mod:`interp_checks.zoo.train` -- the training loop, the evaluation and the model card.
+* :mod:`interp_checks.zoo.handbuilt` -- models with weights set by hand, whose circuits are known
+  (``build_induction_2l`` and its ``KnownCircuit`` answer key), for testing checks against.
 * ``python -m interp_checks.zoo list|train|tokenizer`` -- the command line.
 
 The trained checkpoints live in ``fixtures/zoo/<name>/`` (see :func:`zoo_dir`).
