@@ -156,7 +156,7 @@ def run_interventions(
     hooks = {site.hook for i in interventions for site in i.sites}
     hooks |= {f"blocks.{i.first_layer}.hook_resid_pre" for i in interventions if i.path == "total"}
     if any(i.path == "direct" for i in interventions):
-        hooks |= {"ln_final.hook_in", "ln_final.hook_scale"}
+        hooks |= {"ln_final.hook_in"} | ({"ln_final.hook_scale"} if _final_norm_scales(bridge) else set())
     runs = {"clean": _clean_run(bridge, clean, hooks)}
     if need_corrupted:
         runs["corrupted"] = _clean_run(bridge, corrupted, hooks)
@@ -234,11 +234,16 @@ def _direct_logits(bridge: Any, intervention: Any, base: dict[str, torch.Tensor]
         else:  # hook_mlp_out: already in the residual stream's basis
             delta = delta + change
     resid = base["ln_final.hook_in"] + delta
-    scale = base["ln_final.hook_scale"]
+    scale = base.get("ln_final.hook_scale")  # None: no final layer norm (nothing to freeze)
     return final_logits(bridge, resid, scale)
 
 
-def final_logits(bridge: Any, resid: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _final_norm_scales(bridge: Any) -> bool:
+    """Whether the final layer norm divides by a scale (a model without one has no ``hook_scale``)."""
+    return getattr(bridge.cfg, "normalization_type", None) in ("LN", "LNPre", "RMS", "RMSPre")
+
+
+def final_logits(bridge: Any, resid: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     """Unembed a final residual stream through the final layer norm with a given (frozen) scale."""
     kind = getattr(bridge.cfg, "normalization_type", None)
     ln = bridge.ln_final

@@ -48,19 +48,27 @@ def ratio_shares(numerators: npt.ArrayLike, denominators: npt.ArrayLike) -> np.n
     return num / scale if scale != 0 else np.full_like(num, math.nan)
 
 
-def _bca_ratio_interval(num: np.ndarray, den: np.ndarray, level: float, n_resamples: int, seed: int) -> tuple[float, float]:
+def _ratio_interval(num: np.ndarray, den: np.ndarray, level: float, n_resamples: int, seed: int) -> tuple[tuple[float, float], str]:
+    """Paired bootstrap interval of the ratio of means, and its method in words: BCa, or the
+    percentile interval where BCa is undefined (e.g. every sequence has the same ratio, so the
+    jackknife has no spread; the percentile interval then collapses to that ratio, as it should)."""
+
     def ratio(n: np.ndarray, d: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean(n, axis=axis) / np.mean(d, axis=axis)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.bootstrap(
-            (num, den), ratio, paired=True, vectorized=True, confidence_level=level, method="BCa",
-            n_resamples=n_resamples, rng=np.random.default_rng(seed),
-        )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    return (low, high) if math.isfinite(low) and math.isfinite(high) else (math.nan, math.nan)
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.bootstrap(
+                (num, den), ratio, paired=True, vectorized=True, confidence_level=level, method=method,
+                n_resamples=n_resamples, rng=np.random.default_rng(seed),
+            )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if math.isfinite(low) and math.isfinite(high):
+            why = "" if method == "BCa" else " (BCa undefined on these values)"
+            return (low, high), f"paired {method} bootstrap of the ratio of means over {num.size} sequences, {n_resamples} resamples{why}"
+    return (math.nan, math.nan), "none: the bootstrap of the ratio is undefined on these values"
 
 
 def _linearised_p_values(num: np.ndarray, den: np.ndarray, comparison: Comparison) -> tuple[float, float, str]:
@@ -141,8 +149,7 @@ def evaluate_ratio(
         ci = (estimate, estimate)
         ci_method = f"none: all {n} sequences gave the same pair, so every resample gives the same ratio"
     else:
-        ci = _bca_ratio_interval(num, den, level, n_resamples, seed)
-        ci_method = f"paired BCa bootstrap of the ratio of means over {n} sequences, {n_resamples} resamples"
+        ci, ci_method = _ratio_interval(num, den, level, n_resamples, seed)
     bound = comparison.threshold
     linear = num - bound * den
     if np.std(linear) == 0:

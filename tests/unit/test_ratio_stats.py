@@ -64,3 +64,12 @@ def test_a_between_claim_uses_both_bounds():
     inside = evaluate_ratio(num, den, Comparison("between", 0.4, 0.6), n_resamples=999)
     outside = evaluate_ratio(num, den, Comparison("between", 0.6, 0.9), n_resamples=999)
     assert inside.p_value < 0.01 and outside.p_value_refute < 0.01
+
+
+def test_an_exact_share_on_every_sequence_collapses_the_interval_instead_of_losing_it():
+    """A component that carries the whole gap on every sequence (a hand-built circuit): BCa's
+    jackknife has no spread, the percentile interval is the point, and the verdict is still reached."""
+    den = np.random.default_rng(6).uniform(2, 8, 32)
+    ev = evaluate_ratio(den.copy(), den, Comparison(">=", 0.8), n_resamples=999)
+    assert ev.ci == pytest.approx((1.0, 1.0)) and ev.p_value < 1e-6
+    assert "percentile" in ev.ci_method
