@@ -32,6 +32,9 @@ patch comes from):
   destroyed. A ratio of means over sequences with a paired bootstrap (``stats.evaluate_ratio``), not
   a mean of per-sequence ratios, which explode on sequences whose gap is small.
 
+Picture (``figures``): the metric by position, averaged over the first chunk's sequences, for the
+clean run, the corrupted run and the patched run, so the reader sees where the patch moves it.
+
 Null (of ``effect``): the same patch's effect on a random-weights twin of the model, same pairs.
 Every result's notes name the estimand, the direction, the corruption, the metric and the tokens.
 """
@@ -39,12 +42,14 @@ Every result's notes name the estimand, the direction, the corruption, the metri
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from jaxtyping import Bool, Float
 
 from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import TokenSetError, Where, parse_where, select
 from interp_checks.interventions import DIRECTIONS, METRICS, PATHS, Intervention, Site, clean_key
@@ -144,6 +149,35 @@ def patching_terms(readings: Activations, batch: InputBatch, intervention: Inter
     return token_means(patched - base, mask), token_means(other - base, mask)
 
 
+def position_curves(readings: Activations, batch: InputBatch, intervention: Intervention, where: Where) -> Figure:
+    """A line per run (clean, corrupted, patched): the metric at each position, mean over the chunk's
+    sequences where it is defined; the positions ``where`` selects are named in the caption."""
+    mask = select(where, batch)
+    runs = {
+        "clean run": readings[clean_key(intervention.metric)],
+        "corrupted run": readings[clean_key(intervention.metric, corrupted=True)],
+        f"patched ({intervention.direction})": readings[intervention.key],
+    }
+    x = [int(p) for p in range(batch.tokens.shape[1]) if np.isfinite(np.asarray(runs["clean run"])[:, p]).any()]
+    series = []
+    for label, values in runs.items():
+        values = np.asarray(values)[:, x]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a position undefined in every sequence: NaN
+            mean = np.nanmean(values, axis=0)
+        series.append({"label": label, "x": x, "y": rounded(mean, 4)})
+    chosen = np.flatnonzero(mask.any(axis=0))
+    span = f"positions {chosen.min()}-{chosen.max()}" if chosen.size else "no position"
+    sites = " + ".join(site.name for site in intervention.sites)
+    caption = (
+        f"Mean over the first {batch.n} sequences of the {intervention.metric} at each position, for the clean run, the "
+        f"corrupted run and the run with {sites} patched ({intervention.path} path). The claim averages {where.describe()} "
+        f"({span})."
+    )
+    data = {"series": series, "x_label": "position", "y_label": UNITS[intervention.metric]}
+    return Figure("line", f"{intervention.metric} by position: clean, corrupted, patched {sites}", data, caption)
+
+
 class PatchingCheck:
     """``check: patching``; see the module doc. Claim keys: ``site`` or ``sites``, ``direction``,
     optional ``path``, ``metric``, ``positions``, ``where``."""
@@ -193,6 +227,10 @@ class PatchingCheck:
         if "normalized" in prepared.statistics:
             out["normalized"] = np.stack([numerator, denominator], axis=1)
         return out
+
+    def figures(self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]) -> list[Figure]:
+        """The metric by position for the clean, corrupted and patched runs (mean over the first chunk)."""
+        return [position_curves(activations[MODEL], batches[MODEL], prepared.state["intervention"], prepared.state["where"])]
 
     def measure_null(self, prepared: Prepared, activations: Activations, batch: InputBatch) -> np.ndarray:
         return patching_terms(activations, batch, prepared.state["intervention"], prepared.state["where"])[0]
