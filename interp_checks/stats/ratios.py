@@ -322,10 +322,19 @@ def _evaluate_rank(samples: npt.ArrayLike, comparison: Comparison, members: list
     return evaluate_rank(samples, comparison, members, **common)
 
 
+def _evaluate_gap_share(samples: npt.ArrayLike, comparison: Comparison, **common: Any) -> Evaluation:
+    from interp_checks.stats.ratio import evaluate_ratio
+
+    pairs = np.asarray(samples, dtype=float)
+    common.pop("null_samples", None)  # a share of the clean-corrupted gap has no random-weights null (see stats.ratio)
+    return evaluate_ratio(pairs[:, 0], pairs[:, 1], comparison, **common)
+
+
 _OVER_MEMBERS = frozenset({"rank"})
 
 ESTIMATORS: dict[str, Callable[..., Evaluation]] = {
-    "rank": _evaluate_rank,  # "the claimed member is among the k largest means" (stats.rank)
+    "rank": _evaluate_rank,
+    "gap_share": _evaluate_gap_share,  # a patching effect's share of the clean-corrupted gap (stats.ratio)  # "the claimed member is among the k largest means" (stats.rank)
     "ratio_of_means": evaluate_ratio_of_means,
     "share_beaten_of_ratios": _share_beaten_of_ratios,
     "curve_area": lambda samples, comparison, **common: _evaluate_curve_area(samples, comparison, gap=False, **common),
@@ -343,6 +352,11 @@ def display_values(estimator: str, samples: npt.ArrayLike) -> np.ndarray | None:
       mean denominator; ``curve_gap_area`` (CMD): the jackknife pseudo-values over sequences."""
     if estimator in _OVER_MEMBERS:  # a rank has no threshold on the values' axis: no strip
         return None
+    if estimator == "gap_share":
+        from interp_checks.stats.ratio import ratio_shares
+
+        pairs = np.asarray(samples, dtype=float)
+        return ratio_shares(pairs[:, 0], pairs[:, 1])
     x = np.asarray(samples, dtype=float)
     if estimator == "ratio_of_means":
         return x[:, 0] / np.mean(x[:, 1])
