@@ -14,6 +14,7 @@ import torch
 
 from interp_checks.interventions import Intervention, Site, clean_key, head_site
 from interp_checks.models.native import boot_random
+from interp_checks import runner
 from interp_checks.runner import capture, derangement, final_logits, metric_values, run_interventions
 from interp_checks.checks.base import Needs
 
@@ -209,6 +210,10 @@ def test_interventions_from_one_layer_share_one_resumed_run_that_skips_the_block
     assert counter.token_runs == 1  # the clean run, once
     assert counter.resumed_runs == 2  # one stacked run from layer 2, one from layer 3
     assert counter.block0_calls == 1  # in the clean run only
+    three_copies = 3 * runner._bytes_per_copy(bridge, tuple(clean.shape))
+    counter.resumed_runs = 0
+    run_interventions(bridge, clean, interventions, budget_bytes=three_copies)
+    assert counter.resumed_runs == 3  # layer 2: 4 interventions in stacks of 3 and 1; layer 3: one stack of 2
 
 
 def test_the_engine_runs_the_clean_input_once_for_hooks_and_interventions(mlp_model, monkeypatch):
