@@ -139,6 +139,8 @@ def run_interventions(
       change each copy's own sites, at most ``budget_bytes`` of activations per stacked run (see
       :data:`STACK_BUDGET_BYTES`). The blocks below the first changed layer are not run
       (:func:`_lower_blocks_skipped`; TransformerLens 4.3 alone would run them and discard them).
+      In an attention-only model a head's change is folded into the next block's residual stream
+      (``_resume_layer``), so ablating a head re-runs only the blocks after it.
     * **Direct effects run no block**: each one's change through ``W_O`` is added to the base run's
       final residual stream and read through the final layer norm with its scale frozen
       (TransformerLens's convention for direct paths), all of a stack in one tensor op.
@@ -151,7 +153,8 @@ def run_interventions(
     if need_corrupted and corrupted is None:
         raise ValueError("these interventions patch from, or compare with, a paired corrupted input; use inputs that make pairs")
     metrics = sorted({i.metric for i in interventions})
-    cached = _hooks_to_cache(interventions, _has_final_scale(bridge))
+    folds = _folds_heads(bridge)
+    cached = _hooks_to_cache(interventions, _has_final_scale(bridge), folds)
     out: dict[str, Any] = {}
     clean_logits, clean_acts = _clean_run(bridge, clean, cached | set(hooks))
     for metric in metrics:
@@ -168,25 +171,25 @@ def run_interventions(
             out[clean_key(metric, corrupted=True)] = metric_values(corrupted_logits, metric, clean, corrupted)
         del corrupted_logits
     copies = _copies_per_stack(bridge, clean.shape, budget_bytes)
-    for (base_name, path, first_layer), group in _stack_groups(interventions).items():
+    for (base_name, path, resume_layer), group in _stack_groups(interventions, folds).items():
         for begin in range(0, len(group), copies):
             stack = group[begin : begin + copies]
             edits = [_edits(i, runs, means) for i in stack]
             if path == "direct":
                 stacked_logits = _direct_stack_logits(bridge, stack, edits, runs[base_name])
             else:
-                stacked_logits = _resumed_stack_logits(bridge, first_layer, edits, runs[base_name])
+                stacked_logits = _resumed_stack_logits(bridge, resume_layer, edits, runs[base_name])
             out.update(_stack_metrics(stacked_logits, stack, clean, corrupted))
             del stacked_logits
     return out
 
 
-def _hooks_to_cache(interventions: Sequence[Any], final_scale: bool) -> set[str]:
+def _hooks_to_cache(interventions: Sequence[Any], final_scale: bool, folds: int) -> set[str]:
     """What the base runs must keep: every site's hook (values to patch, resample or compare with),
     the residual stream where each total effect resumes, the final stream (and the final layer
     norm's scale, if the model has one) for direct effects."""
     hooks = {site.hook for i in interventions for site in i.sites}
-    hooks |= {f"blocks.{i.first_layer}.hook_resid_pre" for i in interventions if i.path == "total"}
+    hooks |= {f"blocks.{_resume_layer(i, folds)}.hook_resid_pre" for i in interventions if i.path == "total"}
     if any(i.path == "direct" for i in interventions):
         hooks |= {"ln_final.hook_in", "ln_final.hook_scale"} if final_scale else {"ln_final.hook_in"}
     return hooks
@@ -197,13 +200,32 @@ def _has_final_scale(bridge: Any) -> bool:
     return getattr(bridge.cfg, "normalization_type", None) is not None
 
 
-def _stack_groups(interventions: Sequence[Any]) -> dict[tuple[str, str, int], list[Any]]:
+def _folds_heads(bridge: Any) -> int:
+    """The number of layers when a head's change can be folded into the next block's residual stream
+    (0 when it cannot): in an attention-only model a block's output is its input plus the sum of
+    its heads' ``z @ W_O`` (+ ``b_O``), so changing a head's ``z`` adds ``change @ W_O`` to the
+    residual stream entering the next block, exactly. With an MLP after the attention the change
+    goes through it, and the run resumes at the head's own block."""
+    cfg = bridge.cfg
+    return int(cfg.n_layers) if getattr(cfg, "attn_only", False) and not getattr(cfg, "parallel_attn_mlp", False) else 0
+
+
+def _resume_layer(intervention: Any, folds: int) -> int:
+    """The block a total effect's changed run resumes at: its first changed layer, or the next one
+    when every site there is a head's output that folds into the residual stream (``_folds_heads``;
+    never past the last block, so that the model's own final layer norm and unembedding run)."""
+    first = intervention.first_layer
+    heads_only = all(site.kind == "head" for site in intervention.sites if site.layer == first)
+    return first + 1 if heads_only and first + 1 < folds else first
+
+
+def _stack_groups(interventions: Sequence[Any], folds: int) -> dict[tuple[str, str, int], list[Any]]:
     """Interventions that can share one stacked run: same base run, same path, and (for total
-    effects) the same first changed layer, where the run resumes."""
+    effects) the same layer where the run resumes."""
     groups: dict[tuple[str, str, int], list[Any]] = {}
     for i in interventions:
         base = "corrupted" if i.direction == "denoise" else "clean"
-        layer = i.first_layer if i.path == "total" else -1
+        layer = _resume_layer(i, folds) if i.path == "total" else -1
         groups.setdefault((base, i.path, layer), []).append(i)
     return groups
 
@@ -286,15 +308,20 @@ def _resumed_stack_logits(bridge: Any, start: int, edits: list[list[_Edit]], bas
     own copy's sites, on the activation the changed run computed (so components downstream of an
     earlier change see it, as in a full run with the same hooks)."""
     entry = f"blocks.{start}.hook_resid_pre"
+    folded = f"blocks.{start - 1}.attn.hook_z"  # heads of the block below, folded in (``_resume_layer``)
     resid = base[entry]
     n = resid.shape[0]
     rows = [slice(j * n, (j + 1) * n) for j in range(len(edits))]
     stacked = resid.repeat((len(edits),) + (1,) * (resid.ndim - 1))
+    W_O = bridge.W_O.detach() if any(e.hook == folded for copy_edits in edits for e in copy_edits) else None
     by_hook: dict[str, list[tuple[slice, _Edit]]] = {}
     for copy, copy_edits in zip(rows, edits):
+        below = [e for e in copy_edits if e.hook == folded]
+        if below:
+            stacked[copy] += _direct_change(below, base, W_O, like=resid)
         _apply(stacked, [e for e in copy_edits if e.hook == entry], copy)  # the residual stream itself is a site
         for edit in copy_edits:
-            if edit.hook != entry:
+            if edit.hook not in (entry, folded):
                 by_hook.setdefault(edit.hook, []).append((copy, edit))
 
     def changer(name: str) -> Any:
@@ -409,7 +436,7 @@ def _direct_stack_logits(bridge: Any, stack: Sequence[Any], edits: list[list[_Ed
     residual stream added to the base run's, read through the final layer norm with the base run's
     scale (frozen), in one unembedding."""
     W_O = bridge.W_O.detach() if any(site.kind == "head" for i in stack for site in i.sites) else None
-    deltas = torch.stack([_direct_change(copy_edits, base, W_O) for copy_edits in edits])
+    deltas = torch.stack([_direct_change(copy_edits, base, W_O, like=base["ln_final.hook_in"]) for copy_edits in edits])
     resid = (base["ln_final.hook_in"] + deltas).flatten(0, 1)
     scale = base.get("ln_final.hook_scale")
     if scale is not None:
@@ -417,10 +444,12 @@ def _direct_stack_logits(bridge: Any, stack: Sequence[Any], edits: list[list[_Ed
     return final_logits(bridge, resid, scale)
 
 
-def _direct_change(edits: Sequence[_Edit], base: dict[str, torch.Tensor], W_O: torch.Tensor | None) -> Float[torch.Tensor, "n pos d_model"]:
-    """What one intervention's sites add to the final residual stream when their change goes
-    straight there: a head's change of ``z`` through its ``W_O``, an MLP's change as it is."""
-    delta = torch.zeros_like(base["ln_final.hook_in"])
+def _direct_change(
+    edits: Sequence[_Edit], base: dict[str, torch.Tensor], W_O: torch.Tensor | None, *, like: torch.Tensor
+) -> Float[torch.Tensor, "n pos d_model"]:
+    """What the sites' changes add to the residual stream (shaped ``like``) when they go straight
+    there: a head's change of ``z`` through its ``W_O``, an MLP's change as it is."""
+    delta = torch.zeros_like(like)
     for hook in sorted({edit.hook for edit in edits}):
         changed = base[hook].clone()
         _apply(changed, [e for e in edits if e.hook == hook], slice(None))

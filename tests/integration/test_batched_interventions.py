@@ -185,14 +185,15 @@ class _Counter:
     (its computation: the bridge's block itself is still called when it passes its input through)."""
 
     def __init__(self, bridge: Any, monkeypatch: Any):
-        self.token_runs = self.resumed_runs = self.block0_calls = 0
+        self.token_runs = self.block0_calls = 0
+        self.starts: list[int] = []  # start_at_layer of each resumed run
         original = bridge.run_with_hooks
 
         def counted(inputs: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             if kwargs.get("start_at_layer") is None:
                 self.token_runs += 1
             else:
-                self.resumed_runs += 1
+                self.starts.append(kwargs["start_at_layer"])
             return original(inputs, *args, **kwargs)
 
         monkeypatch.setattr(bridge, "run_with_hooks", counted)
@@ -202,18 +203,27 @@ class _Counter:
 def test_interventions_from_one_layer_share_one_resumed_run_that_skips_the_blocks_below(monkeypatch):
     bridge = boot_random(ROTARY_ARCH, seed=4)
     clean, _ = pairs()
-    interventions = [Intervention((head_site(2, h),), m) for h in range(2) for m in ("zero", "resample")]
-    interventions += [Intervention((head_site(3, 0),), "zero"), Intervention((head_site(3, 1), head_site(3, 0)), "zero")]
+    interventions = [Intervention((head_site(1, h),), m) for h in range(2) for m in ("zero", "resample")]
+    interventions += [Intervention((head_site(1, 0), head_site(3, 1)), "zero"), Intervention((Site("head_k", 1, 0),), "zero")]
     run_interventions(bridge, clean, interventions)  # the first resumed run checks skipping once
     counter = _Counter(bridge, monkeypatch)
     run_interventions(bridge, clean, interventions)
     assert counter.token_runs == 1  # the clean run, once
-    assert counter.resumed_runs == 2  # one stacked run from layer 2, one from layer 3
+    # attention-only: a layer-1 head's output folds into the stream entering block 2; its key does not
+    assert sorted(counter.starts) == [1, 2]
     assert counter.block0_calls == 1  # in the clean run only
     three_copies = 3 * runner._bytes_per_copy(bridge, tuple(clean.shape))
-    counter.resumed_runs = 0
+    counter.starts.clear()
     run_interventions(bridge, clean, interventions, budget_bytes=three_copies)
-    assert counter.resumed_runs == 3  # layer 2: 4 interventions in stacks of 3 and 1; layer 3: one stack of 2
+    assert sorted(counter.starts) == [1, 2, 2]  # from block 2: 5 interventions in stacks of 3 and 2
+
+
+def test_with_mlps_a_heads_change_resumes_at_its_own_block(mlp_model, monkeypatch):
+    clean, _ = pairs()
+    interventions = [Intervention((head_site(1, 0),), "zero"), Intervention((head_site(2, 1),), "zero")]
+    counter = _Counter(mlp_model, monkeypatch)
+    run_interventions(mlp_model, clean, interventions)
+    assert sorted(counter.starts) == [1, 2]
 
 
 def test_the_engine_runs_the_clean_input_once_for_hooks_and_interventions(mlp_model, monkeypatch):
