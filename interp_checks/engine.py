@@ -222,18 +222,21 @@ def _reference_means(bridge: Any, batch: InputBatch, needs: Needs, chunk: int, d
 
 def _readings(bridge: Any, chunk: InputBatch, needs: Needs, weights: Mapping[str, Any], means: Mapping[str, Any], device: str) -> dict[str, Any]:
     """Everything one model gives its claims on one chunk: the clean run's hooks (and logits), the
-    weights read once for the whole run, and each intervention's metric (``runner.run_interventions``)."""
+    weights read once for the whole run, and each intervention's metric (``runner.run_interventions``).
+    With interventions, their clean run is the one that gives the hooks: the chunk runs clean once."""
     import torch
 
     from interp_checks.runner import run_interventions
 
     tokens = torch.as_tensor(chunk.tokens, device=device)
     out: dict[str, Any] = dict(weights)
-    if needs.hooks or needs.logits:
-        out.update(capture(bridge, tokens, Needs(needs.hooks, needs.logits)))
     if needs.interventions:
         corrupted = None if chunk.corrupted is None else torch.as_tensor(chunk.corrupted, device=device)
-        out.update(run_interventions(bridge, tokens, needs.interventions, corrupted=corrupted, means=dict(means)))
+        out.update(run_interventions(
+            bridge, tokens, needs.interventions, corrupted=corrupted, means=dict(means), hooks=needs.hooks, logits=needs.logits
+        ))
+    elif needs.hooks or needs.logits:
+        out.update(capture(bridge, tokens, Needs(needs.hooks, needs.logits)))
     return out
 
 
