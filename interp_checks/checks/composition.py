@@ -55,7 +55,7 @@ from interp_checks.inputs.generators import InputBatch
 KINDS: dict[str, str] = {"q": "Q", "k": "K", "v": "V"}  # claim key -> TransformerLens's mode
 WEIGHTS = frozenset({"W_Q", "W_K", "W_V", "W_O"})
 MIN_NULL_VALUES = 200  # pooled null scores per claim (the issue: "at least 200 draws")
-MIN_TWINS = 20  # independent twins, whatever the pooling: the bootstrap resamples twins
+MIN_TWINS = 200  # independent random-weights draws, whatever the pooling: the bootstrap resamples draws
 
 Pair = tuple[tuple[int, int], tuple[int, int]]  # ((source layer, head), (destination layer, head))
 
@@ -107,6 +107,60 @@ def _score_grid(
         right = qk if kind == "q" else qk.T
     with torch.inference_mode(), np.errstate(all="ignore"):
         return composition_scores(left, right, broadcast_dims=True)
+
+
+def composition_score_grids_of_draws(
+    weights: Mapping[str, torch.Tensor], kind: str
+) -> Float[torch.Tensor, "draw src_layer src_head dst_layer dst_head"]:
+    """``_score_grids_of_draws``, computed once per stacked weights and kind (cached as
+    ``composition_score_grid`` is: the engine hands every claim on a model the same draws)."""
+    key = weights["W_O"]
+    if id(key) not in _GRIDS:
+        _GRIDS[id(key)] = {}
+        weakref.finalize(key, _GRIDS.pop, id(key), None)
+    known = _GRIDS[id(key)]
+    if f"draws:{kind}" not in known:
+        known[f"draws:{kind}"] = _score_grids_of_draws(weights, kind)
+    return known[f"draws:{kind}"]
+
+
+def _score_grids_of_draws(
+    weights: Mapping[str, torch.Tensor], kind: str
+) -> Float[torch.Tensor, "draw src_layer src_head dst_layer dst_head"]:
+    """``_score_grid`` of every draw of stacked weights [draw, layer, head, ...], the same numbers
+    (to float32 rounding; ``tests/integration/test_init_draws.py``) by a cheaper route than
+    TransformerLens's SVDs, which took 14 s for 200 draws of one kind on the 4L zoo model.
+
+    With W_OV(S) = V O and M(D) = A B (q: A = W_Q, B = W_K^T; k: A = W_K, B = W_Q^T; v: A = W_V,
+    B = W_O), P(S) = O^T (V^T V) O and R(D) = A (B B^T) A^T (both d_model x d_model, symmetric):
+    ||V O A B||_F^2 = <P(S), R(D)>, ||V O||_F^2 = tr P(S), ||A B||_F^2 = tr R(D). Float64; a dead
+    head is 0/0 = NaN, as in TransformerLens.
+    """
+    n_heads = weights["W_Q"].shape[2]
+
+    def expand(w: torch.Tensor) -> torch.Tensor:
+        return w if w.shape[2] == n_heads else w.repeat_interleave(n_heads // w.shape[2], dim=2)
+
+    V, O = expand(weights["W_V"]).double(), weights["W_O"].double()  # [D, L, H, m, h], [D, L, H, h, m]
+    Q, K = weights["W_Q"].double(), expand(weights["W_K"]).double()
+    A, B = {"q": (Q, K.transpose(-2, -1)), "k": (K, Q.transpose(-2, -1)), "v": (V, O)}[kind]
+    draws, layers, d_model = V.shape[0], V.shape[1], V.shape[-2]
+    heads = layers * n_heads
+    flat = lambda t: t.reshape(draws, heads, *t.shape[-2:])  # noqa: E731  [D, heads, a, b]
+    V, O, A, B = flat(V), flat(O), flat(A), flat(B)
+    scores = torch.empty(draws, heads, heads, dtype=torch.float64)
+    chunk = max(1, _GRAM_BUDGET_BYTES // (2 * heads * d_model * d_model * 8))
+    for begin in range(0, draws, chunk):  # bounded memory: P and R are [draws, heads, d_model, d_model]
+        part = slice(begin, begin + chunk)
+        P = O[part].transpose(-2, -1) @ (V[part].transpose(-2, -1) @ V[part]) @ O[part]
+        R = A[part] @ (B[part] @ B[part].transpose(-2, -1)) @ A[part].transpose(-2, -1)
+        comp_sq = P.flatten(-2) @ R.flatten(-2).transpose(-2, -1)  # [d, src, dst]
+        left_sq, right_sq = P.diagonal(dim1=-2, dim2=-1).sum(-1), R.diagonal(dim1=-2, dim2=-1).sum(-1)
+        scores[part] = comp_sq.clamp(min=0).sqrt() / left_sq.sqrt()[:, :, None] / right_sq.sqrt()[:, None, :]
+    return scores.reshape(draws, layers, n_heads, layers, n_heads).float()
+
+
+_GRAM_BUDGET_BYTES = 64 * 2**20
 
 
 def earlier_to_later_pairs(shape: ModelShape) -> list[Pair]:
@@ -212,6 +266,12 @@ class CompositionCheck:
     def measure_null(self, prepared: Prepared, activations: Activations, batch: Any) -> np.ndarray:
         """One random twin's scores of every earlier-to-later pair of the claim's kind (pooled)."""
         return pair_scores(composition_score_grid(activations, prepared.state["kind"]), prepared.state["null_pairs"])
+
+    def measure_null_draws(self, prepared: Prepared, weights: Activations) -> np.ndarray:
+        """Every draw's ``measure_null`` at once ([draws, pooled pairs]), from stacked weights."""
+        grids = composition_score_grids_of_draws(weights, prepared.state["kind"])
+        (src_l, src_h), (dst_l, dst_h) = (np.array(side).T for side in zip(*prepared.state["null_pairs"]))
+        return grids[:, src_l, src_h, dst_l, dst_h].double().numpy()
 
     def null_description(self, prepared: Prepared) -> str:
         return (
