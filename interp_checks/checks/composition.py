@@ -20,7 +20,10 @@ matrix and every head has the same shapes, and the score is scale-invariant, so 
 the same null distribution whatever its layers (``tests/integration/test_composition.py`` checks the
 layer pairs agree on random twins); the pairs of one twin share its weights, so the twin, not the
 pair, is the unit the bootstrap resamples. Twins: enough for at least ``MIN_NULL_VALUES`` pooled
-values and at least ``MIN_TWINS`` twins.
+values and at least ``MIN_TWINS`` twins. A twin here is one random-weights draw of the attention
+weights: for native models drawn directly from TransformerLens's init (``models.init_draws``, no
+bridge built), and all draws' scores are computed at once (``measure_null_draws``), so 200 draws
+cost about as much as one twin bridge did.
 
 Forms of a claim (each expectation is the z of one pair; a claim of several is their intersection):
 
@@ -227,7 +230,7 @@ class CompositionCheck:
         twins = max(MIN_TWINS, math.ceil(MIN_NULL_VALUES / len(null_pairs)))
         note = (
             f"{KINDS[kind]}-composition score (TransformerLens composition_scores, ignores layer norms); a statistic of the "
-            f"weights, judged as z against {twins} random-weights twins x {len(null_pairs)} earlier-to-later head pairs each"
+            f"weights, judged as z against {twins} random-weights draws (twins) x {len(null_pairs)} earlier-to-later head pairs each"
         )
         return Prepared(
             needs={MODEL: Needs(frozenset(), weights=WEIGHTS)},
@@ -276,7 +279,7 @@ class CompositionCheck:
     def null_description(self, prepared: Prepared) -> str:
         return (
             f"{KINDS[prepared.state['kind']]}-composition scores of every earlier-to-later head pair of "
-            f"{prepared.weight_null_draws} random-weights twins (same shapes), pooled per twin"
+            f"{prepared.weight_null_draws} random-weights draws (twins of the same shapes), pooled per draw"
         )
 
     def figures(self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]) -> list[Figure]:
@@ -293,7 +296,7 @@ def null_band(null: np.ndarray | None) -> str:
         return "the null was not measured"
     low, high = np.quantile(null, [0.025, 0.975])
     return (
-        f"random-weights twins ({null.shape[0]} twins, {null.size} pairs): mean {null.mean():.3g}, sd {null.std(ddof=1):.2g}, "
+        f"random-weights draws ({null.shape[0]} draws, {null.size} pairs): mean {null.mean():.3g}, sd {null.std(ddof=1):.2g}, "
         f"95% of pairs in [{low:.3g}, {high:.3g}]; z = (score - mean) / sd"
     )
 
