@@ -462,7 +462,7 @@ class Engine:
         start = time.perf_counter()
         loaded = claim.models[MODEL]
         names = claim.prepared.needs[MODEL].weights
-        weights = read_weights(loaded.bridge, names)
+        weights = self.models.weights(loaded.spec, self.settings.device, names)
         values = _guarded(claim, "measuring", lambda: claim.check.measure(claim.prepared, {MODEL: weights}, {}))
         if values is None:
             return

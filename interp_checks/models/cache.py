@@ -23,6 +23,7 @@ class ModelCache:
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._twins: dict[tuple[str, str, int], LoadedModel] = {}
         self._twin_weights: dict[tuple[str, str, int, tuple[str, ...]], dict] = {}
+        self._model_weights: dict[tuple[str, str, tuple[str, ...]], dict] = {}
         self._drawn_weights: dict[tuple[str, str, tuple[int, ...], tuple[str, ...]], dict] = {}
 
     def get(self, spec: ModelSpec, device: str | None = "cpu") -> LoadedModel:
@@ -62,6 +63,19 @@ class ModelCache:
             self._twin_weights[key] = read_weights(twin.bridge, names)
         return self._twin_weights[key]
 
+    def weights(self, spec: ModelSpec, device: str | None, names: frozenset[str]) -> dict:
+        """``runner.read_weights`` of the model, read once per session and names: the same tensors
+        for every claim, so a weight statistic computed from them is computed once (checks cache by
+        tensor identity; checks never change weights)."""
+        from interp_checks.models.load import resolve_device
+        from interp_checks.runner import read_weights
+
+        resolved = resolve_device(device)
+        key = (str(spec), resolved, tuple(sorted(names)))
+        if key not in self._model_weights:
+            self._model_weights[key] = read_weights(self.get(spec, resolved).bridge, names)
+        return self._model_weights[key]
+
     def random_weights_draws(self, spec: ModelSpec, device: str | None, seeds: range | list[int], names: frozenset[str]) -> dict:
         """``names`` of one random-weights draw per seed, stacked [draws, ...] (the same tensors for
         every claim that asks, so a check may cache what it computes from them).
@@ -98,6 +112,7 @@ class ModelCache:
         self._twins.clear()
         self._twin_weights.clear()
         self._drawn_weights.clear()
+        self._model_weights.clear()
 
 
 # The stacked attention weights a weight statistic may ask for without the vocabulary's tensors.
