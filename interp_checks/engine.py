@@ -465,19 +465,19 @@ class Engine:
         start = time.perf_counter()
         loaded = claim.models[MODEL]
         names = claim.prepared.needs[MODEL].weights
-        weights = read_weights(loaded.bridge, names)
+        weights = self.models.weights(loaded.spec, self.settings.device, names)
         values = _guarded(claim, "measuring", lambda: claim.check.measure(claim.prepared, {MODEL: weights}, {}))
         if values is None:
             return
         for stat, value in values.items():
             claim.measurements[stat].append(np.atleast_1d(np.asarray(value, dtype=float)))
         null_names = claim.prepared.null_needs.weights if claim.prepared.null_needs is not None else frozenset()
-        for draw in range(claim.prepared.weight_null_draws):
-            seed = self.settings.null_seed + draw
-            twin = self.models.random_weights(loaded.spec, self.settings.device, seed, null_names)
-            null = _guarded(claim, "measuring the null", lambda: claim.check.measure_null(claim.prepared, twin, None))
-            if null is None:
-                return
+        seeds = range(self.settings.null_seed, self.settings.null_seed + claim.prepared.weight_null_draws)
+        drawn_weights = self.models.random_weights_draws(loaded.spec, self.settings.device, seeds, null_names)
+        by_draw = _guarded(claim, "measuring the null", lambda: _null_of_draws(claim, drawn_weights, len(seeds)))
+        if by_draw is None:
+            return
+        for draw, null in enumerate(by_draw):
             claim.null_measurements[draw].append(np.atleast_1d(np.asarray(null, dtype=float)))
         # Pictures after the null, which they may show: the weights plus the null's values by draw.
         drawn = np.stack([np.concatenate(claim.null_measurements[d]) for d in sorted(claim.null_measurements)])
@@ -747,6 +747,18 @@ def _guarded(claim: PreparedClaim, doing: str, call: Any) -> Any:
     except Exception as error:  # a check's bug: report it on this claim, keep the others
         claim.error = _internal_error(f"check {claim.check.name}", doing, error)
     return None
+
+
+def _null_of_draws(claim: PreparedClaim, weights: Mapping[str, Any], draws: int) -> list[np.ndarray]:
+    """A weight statistic's null on each draw (``weights`` stacked [draws, ...]): all at once where
+    the check has ``measure_null_draws`` (``checks.base.MeasuresNullDraws``), else draw by draw."""
+    at_once = getattr(claim.check, "measure_null_draws", None)
+    if at_once is not None:
+        values = np.asarray(at_once(claim.prepared, weights), dtype=float)
+        if values.ndim < 1 or values.shape[0] != draws:
+            raise CheckError(f"measure_null_draws returned shape {values.shape}, expected [{draws}, values per draw]")
+        return list(values)
+    return [claim.check.measure_null(claim.prepared, {n: t[d] for n, t in weights.items()}, None) for d in range(draws)]
 
 
 def _draw_check_figures(claim: PreparedClaim, activations: Mapping[str, Any], batches: Mapping[str, InputBatch]) -> None:

@@ -186,6 +186,21 @@ class DrawsFigures(Check, Protocol):
         """Plot-ready pictures of this claim on the first chunk of its inputs (keyed by model role)."""
 
 
+class MeasuresNullDraws(Check, Protocol):
+    """A weight statistic (``Prepared.sampling == "weights"``) whose null is cheaper over all draws at
+    once. ``measure_null_draws`` is optional: without it the engine calls ``measure_null`` once per
+    draw on that draw's weights.
+
+    The engine calls it once per claim with ``weights``: each name of ``null_needs.weights`` stacked
+    [draws, ...] (draw d is the random-weights model of seed ``null_seed + d``; the same tensors for
+    every claim on the model, so results computed from them may be cached by tensor identity). It
+    returns [draws, values per draw]: row d is what ``measure_null`` would return on draw d.
+    """
+
+    def measure_null_draws(self, prepared: Prepared, weights: Activations) -> np.ndarray:
+        """The null statistic of every draw, [draws, values per draw]."""
+
+
 _REGISTRY: dict[str, Check] = {}
 
 

@@ -20,7 +20,10 @@ matrix and every head has the same shapes, and the score is scale-invariant, so 
 the same null distribution whatever its layers (``tests/integration/test_composition.py`` checks the
 layer pairs agree on random twins); the pairs of one twin share its weights, so the twin, not the
 pair, is the unit the bootstrap resamples. Twins: enough for at least ``MIN_NULL_VALUES`` pooled
-values and at least ``MIN_TWINS`` twins.
+values and at least ``MIN_TWINS`` twins. A twin here is one random-weights draw of the attention
+weights: for native models drawn directly from TransformerLens's init (``models.init_draws``, no
+bridge built), and all draws' scores are computed at once (``measure_null_draws``), so 200 draws
+cost about as much as one twin bridge did.
 
 Forms of a claim (each expectation is the z of one pair; a claim of several is their intersection):
 
@@ -55,7 +58,7 @@ from interp_checks.inputs.generators import InputBatch
 KINDS: dict[str, str] = {"q": "Q", "k": "K", "v": "V"}  # claim key -> TransformerLens's mode
 WEIGHTS = frozenset({"W_Q", "W_K", "W_V", "W_O"})
 MIN_NULL_VALUES = 200  # pooled null scores per claim (the issue: "at least 200 draws")
-MIN_TWINS = 20  # independent twins, whatever the pooling: the bootstrap resamples twins
+MIN_TWINS = 200  # independent random-weights draws, whatever the pooling: the bootstrap resamples draws
 
 Pair = tuple[tuple[int, int], tuple[int, int]]  # ((source layer, head), (destination layer, head))
 
@@ -107,6 +110,60 @@ def _score_grid(
         right = qk if kind == "q" else qk.T
     with torch.inference_mode(), np.errstate(all="ignore"):
         return composition_scores(left, right, broadcast_dims=True)
+
+
+def composition_score_grids_of_draws(
+    weights: Mapping[str, torch.Tensor], kind: str
+) -> Float[torch.Tensor, "draw src_layer src_head dst_layer dst_head"]:
+    """``_score_grids_of_draws``, computed once per stacked weights and kind (cached as
+    ``composition_score_grid`` is: the engine hands every claim on a model the same draws)."""
+    key = weights["W_O"]
+    if id(key) not in _GRIDS:
+        _GRIDS[id(key)] = {}
+        weakref.finalize(key, _GRIDS.pop, id(key), None)
+    known = _GRIDS[id(key)]
+    if f"draws:{kind}" not in known:
+        known[f"draws:{kind}"] = _score_grids_of_draws(weights, kind)
+    return known[f"draws:{kind}"]
+
+
+def _score_grids_of_draws(
+    weights: Mapping[str, torch.Tensor], kind: str
+) -> Float[torch.Tensor, "draw src_layer src_head dst_layer dst_head"]:
+    """``_score_grid`` of every draw of stacked weights [draw, layer, head, ...], the same numbers
+    (to float32 rounding; ``tests/integration/test_init_draws.py``) by a cheaper route than
+    TransformerLens's SVDs, which took 14 s for 200 draws of one kind on the 4L zoo model.
+
+    With W_OV(S) = V O and M(D) = A B (q: A = W_Q, B = W_K^T; k: A = W_K, B = W_Q^T; v: A = W_V,
+    B = W_O), P(S) = O^T (V^T V) O and R(D) = A (B B^T) A^T (both d_model x d_model, symmetric):
+    ||V O A B||_F^2 = <P(S), R(D)>, ||V O||_F^2 = tr P(S), ||A B||_F^2 = tr R(D). Float64; a dead
+    head is 0/0 = NaN, as in TransformerLens.
+    """
+    n_heads = weights["W_Q"].shape[2]
+
+    def expand(w: torch.Tensor) -> torch.Tensor:
+        return w if w.shape[2] == n_heads else w.repeat_interleave(n_heads // w.shape[2], dim=2)
+
+    V, O = expand(weights["W_V"]).double(), weights["W_O"].double()  # [D, L, H, m, h], [D, L, H, h, m]
+    Q, K = weights["W_Q"].double(), expand(weights["W_K"]).double()
+    A, B = {"q": (Q, K.transpose(-2, -1)), "k": (K, Q.transpose(-2, -1)), "v": (V, O)}[kind]
+    draws, layers, d_model = V.shape[0], V.shape[1], V.shape[-2]
+    heads = layers * n_heads
+    flat = lambda t: t.reshape(draws, heads, *t.shape[-2:])  # noqa: E731  [D, heads, a, b]
+    V, O, A, B = flat(V), flat(O), flat(A), flat(B)
+    scores = torch.empty(draws, heads, heads, dtype=torch.float64)
+    chunk = max(1, _GRAM_BUDGET_BYTES // (2 * heads * d_model * d_model * 8))
+    for begin in range(0, draws, chunk):  # bounded memory: P and R are [draws, heads, d_model, d_model]
+        part = slice(begin, begin + chunk)
+        P = O[part].transpose(-2, -1) @ (V[part].transpose(-2, -1) @ V[part]) @ O[part]
+        R = A[part] @ (B[part] @ B[part].transpose(-2, -1)) @ A[part].transpose(-2, -1)
+        comp_sq = P.flatten(-2) @ R.flatten(-2).transpose(-2, -1)  # [d, src, dst]
+        left_sq, right_sq = P.diagonal(dim1=-2, dim2=-1).sum(-1), R.diagonal(dim1=-2, dim2=-1).sum(-1)
+        scores[part] = comp_sq.clamp(min=0).sqrt() / left_sq.sqrt()[:, :, None] / right_sq.sqrt()[:, None, :]
+    return scores.reshape(draws, layers, n_heads, layers, n_heads).float()
+
+
+_GRAM_BUDGET_BYTES = 64 * 2**20
 
 
 def earlier_to_later_pairs(shape: ModelShape) -> list[Pair]:
@@ -173,7 +230,7 @@ class CompositionCheck:
         twins = max(MIN_TWINS, math.ceil(MIN_NULL_VALUES / len(null_pairs)))
         note = (
             f"{KINDS[kind]}-composition score (TransformerLens composition_scores, ignores layer norms); a statistic of the "
-            f"weights, judged as z against {twins} random-weights twins x {len(null_pairs)} earlier-to-later head pairs each"
+            f"weights, judged as z against {twins} random-weights draws (twins) x {len(null_pairs)} earlier-to-later head pairs each"
         )
         return Prepared(
             needs={MODEL: Needs(frozenset(), weights=WEIGHTS)},
@@ -213,10 +270,16 @@ class CompositionCheck:
         """One random twin's scores of every earlier-to-later pair of the claim's kind (pooled)."""
         return pair_scores(composition_score_grid(activations, prepared.state["kind"]), prepared.state["null_pairs"])
 
+    def measure_null_draws(self, prepared: Prepared, weights: Activations) -> np.ndarray:
+        """Every draw's ``measure_null`` at once ([draws, pooled pairs]), from stacked weights."""
+        grids = composition_score_grids_of_draws(weights, prepared.state["kind"])
+        (src_l, src_h), (dst_l, dst_h) = (np.array(side).T for side in zip(*prepared.state["null_pairs"]))
+        return grids[:, src_l, src_h, dst_l, dst_h].double().numpy()
+
     def null_description(self, prepared: Prepared) -> str:
         return (
             f"{KINDS[prepared.state['kind']]}-composition scores of every earlier-to-later head pair of "
-            f"{prepared.weight_null_draws} random-weights twins (same shapes), pooled per twin"
+            f"{prepared.weight_null_draws} random-weights draws (twins of the same shapes), pooled per draw"
         )
 
     def figures(self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]) -> list[Figure]:
@@ -233,7 +296,7 @@ def null_band(null: np.ndarray | None) -> str:
         return "the null was not measured"
     low, high = np.quantile(null, [0.025, 0.975])
     return (
-        f"random-weights twins ({null.shape[0]} twins, {null.size} pairs): mean {null.mean():.3g}, sd {null.std(ddof=1):.2g}, "
+        f"random-weights draws ({null.shape[0]} draws, {null.size} pairs): mean {null.mean():.3g}, sd {null.std(ddof=1):.2g}, "
         f"95% of pairs in [{low:.3g}, {high:.3g}]; z = (score - mean) / sd"
     )
 

@@ -23,6 +23,8 @@ class ModelCache:
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._twins: dict[tuple[str, str, int], LoadedModel] = {}
         self._twin_weights: dict[tuple[str, str, int, tuple[str, ...]], dict] = {}
+        self._model_weights: dict[tuple[str, str, tuple[str, ...]], dict] = {}
+        self._drawn_weights: dict[tuple[str, str, tuple[int, ...], tuple[str, ...]], dict] = {}
 
     def get(self, spec: ModelSpec, device: str | None = "cpu") -> LoadedModel:
         from interp_checks.models.load import load_model, resolve_device
@@ -61,6 +63,43 @@ class ModelCache:
             self._twin_weights[key] = read_weights(twin.bridge, names)
         return self._twin_weights[key]
 
+    def weights(self, spec: ModelSpec, device: str | None, names: frozenset[str]) -> dict:
+        """``runner.read_weights`` of the model, read once per session and names: the same tensors
+        for every claim, so a weight statistic computed from them is computed once (checks cache by
+        tensor identity; checks never change weights)."""
+        from interp_checks.models.load import resolve_device
+        from interp_checks.runner import read_weights
+
+        resolved = resolve_device(device)
+        key = (str(spec), resolved, tuple(sorted(names)))
+        if key not in self._model_weights:
+            self._model_weights[key] = read_weights(self.get(spec, resolved).bridge, names)
+        return self._model_weights[key]
+
+    def random_weights_draws(self, spec: ModelSpec, device: str | None, seeds: range | list[int], names: frozenset[str]) -> dict:
+        """``names`` of one random-weights draw per seed, stacked [draws, ...] (the same tensors for
+        every claim that asks, so a check may cache what it computes from them).
+
+        Where TransformerLens's native init of these tensors is known (``init_draws``), each draw is
+        drawn directly (microseconds, no bridge); otherwise each is a twin's (``random_weights``).
+        Either way every draw is a fresh model of the same architecture, independent of the others."""
+        import torch
+
+        from interp_checks.models.init_draws import can_draw_directly, draw_attention_weights
+        from interp_checks.models.load import resolve_device
+
+        resolved = resolve_device(device)
+        key = (str(spec), resolved, tuple(int(s) for s in seeds), tuple(sorted(names)))
+        if key not in self._drawn_weights:
+            loaded = self.get(spec, resolved)
+            if can_draw_directly(loaded.architecture, names):
+                config = loaded.architecture["config"]
+                draws = [{n: t.to(resolved) for n, t in draw_attention_weights(config, names, s).items()} for s in key[2]]
+            else:
+                draws = [self.random_weights(spec, resolved, s, names) for s in key[2]]
+            self._drawn_weights[key] = {name: torch.stack([d[name] for d in draws]) for name in names}
+        return self._drawn_weights[key]
+
     def __contains__(self, key: object) -> bool:
         return key in self._models
 
@@ -72,6 +111,8 @@ class ModelCache:
         self._models.clear()
         self._twins.clear()
         self._twin_weights.clear()
+        self._drawn_weights.clear()
+        self._model_weights.clear()
 
 
 # The stacked attention weights a weight statistic may ask for without the vocabulary's tensors.

@@ -13,7 +13,7 @@ import torch
 from scipy import stats
 
 from interp_checks.checks.base import ModelShape
-from interp_checks.checks.composition import WEIGHTS, composition_score_grid, earlier_to_later_pairs, pair_scores
+from interp_checks.checks.composition import MIN_TWINS, WEIGHTS, composition_score_grid, earlier_to_later_pairs, pair_scores
 from interp_checks.claims.expect import parse_expectation
 from interp_checks.claims.schema import ClaimSpec, load_claim_file
 from interp_checks.engine import Engine, Settings
@@ -96,7 +96,7 @@ def test_the_hand_built_k_composition_edge_is_found_and_no_unused_pair_composes(
         assert result.outcome == ("supported" if is_edge else "refuted") or (not is_edge and result.outcome == "inconclusive"), (
             spec.params, result.outcome, result.error, result.expectations and result.expectations[0].evaluation.note)
     found = next(r for r, e in zip(results, expected) if e)
-    assert found.figures and found.figures[0].kind == "heatmap" and "Null band: random-weights twins (20 twins" in found.figures[0].caption
+    assert found.figures and found.figures[0].kind == "heatmap" and f"Null band: random-weights draws ({MIN_TWINS} draws" in found.figures[0].caption
 
 
 def test_a_dead_heads_undefined_score_is_an_error_naming_it_never_a_verdict(handbuilt, cache):
