@@ -82,7 +82,7 @@ def patching_candidates(roles: dict, n: int) -> list[dict]:
     ]
 
 
-def faithfulness_candidates(roles: dict, n: int, random_circuits: int, only_first_two: bool = False) -> list[dict]:
+def faithfulness_candidates(roles: dict, n: int, random_circuits: int) -> list[dict]:
     """f of the induction circuit, with and without the extra layers and S, on the repeat and on text."""
     circuit = roles["P"] + roles["I"]
     first_two = [f"L{layer}H{head}" for layer in (0, 1) for head in range(4)]
@@ -103,8 +103,6 @@ def faithfulness_candidates(roles: dict, n: int, random_circuits: int, only_firs
              expect={"faithfulness": ">= -100", "drop_without": ">= -100"}),
         dict(common, id="f circuit + extra layers text", circuit=circuit + extra, inputs=text, expect={"faithfulness": ">= -100"}),
     ]
-    if only_first_two:
-        return out[1:2]
     if random_circuits:
         out.append(dict(common, id="f circuit beats random repeat", circuit=circuit, where=REPEAT, inputs=repeat,
                         random_circuits=random_circuits, expect={"beats_random": ">= 0"}))
