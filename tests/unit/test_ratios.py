@@ -117,7 +117,9 @@ def test_a_between_claim_uses_both_bounds():
     num, den = pairs(np.random.default_rng(5), 64, 0.5, den_mean=5.0, den_sd=0.5, noise=0.5)
     inside = evaluate_ratio_of_means(num, den, Comparison("between", 0.4, 0.6), n_resamples=999)
     outside = evaluate_ratio_of_means(num, den, Comparison("between", 0.6, 0.9), n_resamples=999)
+    above = evaluate_ratio_of_means(num, den, Comparison("between", 0.2, 0.4), n_resamples=999)
     assert inside.p_value < 0.01 and outside.p_value_refute < 0.01
+    assert above.p_value > 0.5 and above.p_value_refute < 0.01  # the upper bound counts too
 
 
 def test_an_exact_share_on_every_sequence_collapses_the_interval_instead_of_losing_it():
