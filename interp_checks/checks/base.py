@@ -119,11 +119,10 @@ class Prepared:
     # judged by ``stats.evaluate_against_draws``: there is no sequence to resample.
     sampling: str = "sequence"
     weight_null_draws: int = 0
-    # statistic -> a named estimator of ``stats.ESTIMATORS`` for statistics that are not a mean of
-    # per-sequence values: ``rank`` ([sequences, members], the claimed member first, names in
-    # ``members``: "among the k largest means", ``stats.rank``), ``ratio_of_means`` ([sequences, 2]: numerator, denominator; e.g. a
-    # circuit's faithfulness) or ``share_beaten_of_ratios`` ([sequences, 2 + draws]: one ratio
-    # against the same ratio of draws, e.g. random circuits). ``measure`` returns those arrays.
+    # statistic -> a named estimator of ``stats.estimators.ESTIMATORS`` for statistics that are not a
+    # mean of per-sequence values (``rank``, ``ratio_of_means``, ``share_beaten_of_ratios``,
+    # ``curve_area``, ``curve_gap_area``); ``measure`` returns arrays in the layout that module's
+    # docstring gives for each (e.g. [sequences, 2]: numerator, denominator for a ratio of means).
     estimators: dict[str, str] = field(default_factory=dict)
 
 

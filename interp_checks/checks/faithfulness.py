@@ -15,8 +15,8 @@ log-prob of the clean next token) or ``logit_diff`` (clean next token minus the 
 with paired inputs). The statistic is the **ratio of the mean numerator to the mean denominator**
 over sequences, not the mean of per-sequence ratios, which explodes where the model is barely
 better than the empty circuit on a sequence (see ``stats.ratios``: paired BCa bootstrap over
-sequences, Fieller's test; undefined, hence never supported, where the model does not reliably
-beat the empty circuit, e.g. on a random-weights model).
+sequences, Fieller's test; undefined, hence never judged, where the model's metric does not
+reliably differ from the empty circuit's, e.g. on a random-weights model).
 
 The answer depends on the ablation value, the granularity and the positions (Miller et al. 2024),
 so they are part of the claim (``ablation:`` is required) and printed as the unit of every number.

@@ -29,7 +29,7 @@ patch comes from):
 * ``normalized``: the share of the clean-corrupted gap the patch moves the base run across,
   R = mean_i(m(patched) - m(base)) / mean_i(m(other) - m(base)): for denoising the fraction of the
   behaviour restored (TransformerLens's ``normalized``, 1 = fully), for noising the fraction
-  destroyed. A ratio of means over sequences with a paired bootstrap (``stats.evaluate_ratio``), not
+  destroyed. A ratio of means over sequences with a paired bootstrap (``stats.ratios``), not
   a mean of per-sequence ratios, which explode on sequences whose gap is small.
 
 Picture (``figures``): the metric by position, averaged over the first chunk's sequences, for the
@@ -216,7 +216,7 @@ class PatchingCheck:
             state={"intervention": intervention, "where": where},
             notes=describe(intervention, where),
             units={"effect": UNITS[metric], "normalized": "share of the clean-corrupted gap"},
-            estimators={"normalized": "gap_share"} if "normalized" in statistics else {},
+            estimators={"normalized": "ratio_of_means"} if "normalized" in statistics else {},
         )
 
     def measure(self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]) -> dict[str, np.ndarray]:

@@ -17,12 +17,13 @@ Typical use, per claim::
 from interp_checks.stats.clusters import cluster_means
 from interp_checks.stats.comparison import Comparison, ComparisonOp
 from interp_checks.stats.evaluate import Evaluation, evaluate, evaluate_against_draws, evaluate_largest_mean, evaluate_many
-from interp_checks.stats.ratios import display_unit, display_values, evaluate_ratio_of_means, evaluate_share_beaten, evaluate_with
-from interp_checks.stats.ratio import evaluate_ratio, ratio_shares
+from interp_checks.stats.estimators import ESTIMATORS, display_unit, display_values, evaluate_with
+from interp_checks.stats.ratios import evaluate_ratio_of_means, evaluate_share_beaten, ratio_shares
 from interp_checks.stats.multiplicity import AdjustMethod, adjust_p_values
 from interp_checks.stats.verdict import ClaimDecision, Outcome, claim_p_values, combine, decide, decide_claim
 
 __all__ = [
+    "ESTIMATORS",
     "AdjustMethod",
     "ClaimDecision",
     "Comparison",
@@ -41,7 +42,6 @@ __all__ = [
     "evaluate",
     "evaluate_against_draws",
     "evaluate_largest_mean",
-    "evaluate_ratio",
     "evaluate_many",
     "evaluate_ratio_of_means",
     "evaluate_share_beaten",

@@ -1,25 +1,40 @@
-"""Ratios of means, and an observed ratio against draws of the same ratio: the statistics of a
-normalised effect such as a circuit's faithfulness.
+"""Ratios of two means over sequences, and an observed ratio against draws of the same ratio: the
+statistics of a normalised effect (a patching effect's share of the clean-corrupted gap, a
+circuit's faithfulness f and its curve over circuit sizes).
 
-Why a ratio of means and not a mean of per-sequence ratios. Faithfulness (MIB) is
-f = (m(C) - m(empty)) / (m(model) - m(empty)). Per sequence, the denominator is how much better the
-model does than the empty circuit on that sequence; where it is near 0 (a sequence the model gets
-no better than its fully ablated self: text without repeats, an untrained model) a per-sequence f
-is 0/0-like, its mean is dominated by those sequences and has no finite variance, so a t-test or
-bootstrap of it means nothing. The ratio of the mean numerator to the mean denominator is the share
-of the model's total gain (over these inputs) that the circuit recovers: defined whenever the model
-beats the empty circuit on average, and a smooth function of two means, so the sequence stays the
-unit of sampling:
+Why a ratio of means and not a mean of per-sequence ratios. A normalised effect such as
+(m(patched) - m(corrupted)) / (m(clean) - m(corrupted)), or MIB's faithfulness
+f = (m(C) - m(empty)) / (m(model) - m(empty)), divides by a gap that is small on some sequences (the
+corruption hardly changed them; text the model does no better on than its fully ablated self).
+A per-sequence ratio then explodes (a gap of 0.01 nats and a change of 1 nat contribute 100), the
+mean of such ratios is dominated by those sequences and has no finite variance, so a t-test or
+bootstrap of it means nothing. The estimand here is instead
 
-* interval: BCa bootstrap over sequences, each resample taking a sequence's numerator and
-  denominator together (paired), at level 1 - 2*alpha like every interval here;
-* test (Fieller's linearisation): with a positive mean denominator, R >= t exactly when
-  mean(num - t * den) >= 0, so the p-values are one-sample t-tests of the per-sequence
-  g = num - t * den against 0 (no delta-method approximation of the ratio's variance);
-* a denominator that is not reliably positive (its own one-sided t-test at alpha) leaves the ratio
-  undefined on these inputs: both p-values are 1 and the note says why (never supported, never
-  refuted);
-* the effect size is the ratio itself (a normalised effect: 0 is the empty circuit, 1 the model).
+    R = mean_i(numerator_i) / mean_i(denominator_i),
+
+the share of the *average* gap, which weights each sequence by its gap: a smooth function of two
+means, so the sequence stays the unit of sampling. It is what TransformerLens's
+``PatchingResult.normalized`` estimates when its per-example effects are averaged before dividing,
+and MIB's f on a batch.
+
+* interval: paired bootstrap of R over sequences (a sequence's numerator and denominator resampled
+  together), BCa, or the percentile interval where BCa's jackknife has no spread (every sequence
+  has the same ratio), at level 1 - 2*alpha like every interval here;
+* test (Fieller's linearisation): with mean(denominator) > 0, R >= t exactly when
+  mean(numerator - t * denominator) >= 0, so the p-values are one-sided one-sample t-tests over
+  sequences of g_i = numerator_i - t * denominator_i against 0 (exact where g is the same on every
+  sequence); no ratio is formed per sequence and no delta-method variance is needed;
+* sign: R is unchanged when numerator and denominator both change sign, so a gap whose mean is
+  negative (noising lowers the metric; a loss-like metric) is turned round with its numerator and
+  the test above applies. Because the side is chosen from the data, the gap's own test is
+  two-sided: it must differ from 0 at alpha;
+* no gap, no verdict: where the gap does not reliably differ from 0 (a random-weights model, a
+  corruption that changes nothing) "what share of the gap" has no answer (Fieller's interval is
+  unbounded): both p-values are 1 (never supported, never refuted) and the note says why;
+* effect size: the ratio itself, a normalised effect (0: none of the gap, 1: all of it); it is
+  never compared with a random-weights null, where the gap is about 0 and the share undefined.
+  ``margin_sd`` is Cohen's d_z of g: how many standard deviations of the linearised per-sequence
+  values the ratio lies inside the claim.
 
 :func:`evaluate_share_beaten` judges one ratio against the same ratio of other draws (random
 circuits of the same size, all on the same sequences): the statistic is the share of draws whose
@@ -28,6 +43,7 @@ circuits") is an exact one-sided binomial test over the draws with a Clopper-Pea
 classical permutation p-value against "the observed circuit is one more random one",
 (1 + #{draw >= observed}) / (draws + 1), is in the note. Both are conditional on the inputs.
 
+The estimators that read these from a check's per-sequence arrays are in :mod:`stats.estimators`.
 Pure numpy/scipy: arrays in, :class:`Evaluation` out.
 """
 
@@ -36,50 +52,79 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
+from jaxtyping import Float
 from scipy import stats
 
 from interp_checks.stats.comparison import Comparison, _format_number
-from interp_checks.stats.evaluate import Evaluation, _check_common_arguments, _margin, _t_test_p_values
+from interp_checks.stats.evaluate import (
+    Evaluation,
+    _as_samples,
+    _check_common_arguments,
+    _constant_p_values,
+    _margin,
+    _standardised_margin,
+    _t_test_p_values,
+)
 
-__all__ = ["ESTIMATORS", "curve_areas", "display_unit", "display_values", "evaluate_ratio_of_means", "evaluate_share_beaten", "evaluate_with", "ratio_of_means"]
+__all__ = [
+    "curve_areas",
+    "evaluate_curve_area",
+    "evaluate_ratio_of_means",
+    "evaluate_share_beaten",
+    "evaluate_share_beaten_of_ratios",
+    "gap_is_reliably_nonzero",
+    "ratio_of_means",
+    "ratio_shares",
+]
 
 
-def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, axis: int = -1) -> np.ndarray:
-    """mean(numerator) / mean(denominator) along ``axis`` (NaN where the mean denominator is 0)."""
+def ratio_of_means(numerator: npt.ArrayLike, denominator: npt.ArrayLike, axis: int = -1) -> np.ndarray:
+    """mean(numerator) / mean(denominator) along ``axis`` (NaN where the mean denominator is 0);
+    vectorised so that the bootstrap can call it on a batch of resamples."""
     den = np.mean(denominator, axis=axis)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den == 0, np.nan, np.mean(numerator, axis=axis) / np.where(den == 0, 1.0, den))
 
 
-def _pairs(samples: npt.ArrayLike, statistic: str) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(samples, dtype=float)
-    if x.ndim != 2 or x.shape[1] != 2:
-        raise ValueError(f"{statistic} needs [sequences, 2] (numerator, denominator) values, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{statistic}: {int(np.count_nonzero(~np.isfinite(x)))} non-finite value(s)")
-    return x[:, 0], x[:, 1]
+def ratio_shares(numerators: Float[np.ndarray, " n"], denominators: Float[np.ndarray, " n"]) -> Float[np.ndarray, " n"]:
+    """Each sequence's numerator over the mean denominator: values whose mean is R, for a picture of
+    the per-sequence spread (never a per-sequence ratio, see the module doc); NaN with no gap."""
+    scale = float(np.mean(denominators)) if np.size(denominators) else math.nan
+    return np.asarray(numerators, dtype=float) / scale if scale != 0 else np.full(np.shape(numerators), math.nan)
 
 
-def _denominator_reliably_positive(den: np.ndarray, alpha: float) -> tuple[bool, float]:
-    """(whether mean(den) > 0 at one-sided level alpha, that p)."""
-    if den.size < 2 or np.all(den == den[0]):
-        return bool(den.size >= 1 and den[0] > 0), 0.0 if den.size >= 1 and den[0] > 0 else 1.0
-    p = float(stats.ttest_1samp(den, 0.0, alternative="greater").pvalue)
+def gap_is_reliably_nonzero(denominators: Float[np.ndarray, " n"], alpha: float) -> tuple[bool, float]:
+    """(whether mean(denominator) differs from 0 at two-sided level alpha, that p). Two-sided
+    because the ratio's orientation is taken from the data (see the module doc); a constant
+    denominator is exact (p 0 unless it is 0). Fewer than 2 sequences: never reliable."""
+    den = np.asarray(denominators, dtype=float)
+    if den.size < 2:
+        return False, 1.0
+    if np.all(den == den[0]):
+        return bool(den[0] != 0), 0.0 if den[0] != 0 else 1.0
+    p = float(stats.ttest_1samp(den, 0.0).pvalue)
     return p < alpha, p
 
 
+def _no_gap_reason(den: np.ndarray, p: float) -> str:
+    return (
+        f"the denominator (the gap the ratio is a share of) is not reliably different from 0 on these inputs "
+        f"(mean {float(np.mean(den)) if den.size else math.nan:.3g}, two-sided t-test p = {p:.3g}): the ratio has no "
+        "bounded interval (Fieller), so the claim can be neither supported nor refuted"
+    )
+
+
 def _fieller_p_values(num: np.ndarray, den: np.ndarray, comparison: Comparison) -> tuple[float, float]:
-    """(p for the claim, p for its refutation) of a ratio of means, via g = num - t * den."""
+    """(p for the claim, p for its refutation) of a ratio of means with mean(den) > 0, via
+    g = num - t * den; ``between`` is two one-sided tests (TOST: p = larger; refutation: either
+    opposite, p = 2 x smaller, Bonferroni)."""
 
     def one_sided(threshold: float, op: str) -> tuple[float, float]:
         g = num - threshold * den
         if np.all(g == g[0]):
-            from interp_checks.stats.evaluate import _constant_p_values
-
             return _constant_p_values(float(g[0]), Comparison(op, 0.0))
         p_claim, p_refute, _ = _t_test_p_values(g[None, :], Comparison(op, 0.0))
         return float(p_claim[0]), float(p_refute[0])
@@ -92,76 +137,101 @@ def _fieller_p_values(num: np.ndarray, den: np.ndarray, comparison: Comparison) 
     return max(low_claim, high_claim), min(1.0, 2 * min(low_refute, high_refute))
 
 
-def _ratio_interval(num: np.ndarray, den: np.ndarray, level: float, n_resamples: int, seed: int) -> tuple[float, float]:
-    """Paired BCa bootstrap interval of mean(num) / mean(den) over sequences (NaN if undefined)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.bootstrap(
-            (num, den), ratio_of_means, paired=True, vectorized=True, confidence_level=level, method="BCa",
-            n_resamples=n_resamples, rng=np.random.default_rng(seed), axis=-1,
+def _fieller_test_words(comparison: Comparison) -> str:
+    t = _format_number(comparison.threshold)
+    if comparison.op == "between":
+        assert comparison.upper is not None
+        u = _format_number(comparison.upper)
+        return (
+            f"TOST on Fieller-linearised values: one-sided one-sample t-tests over sequences of numerator - {t} x "
+            f"denominator > 0 and numerator - {u} x denominator < 0 (p = larger); refutation: either opposite "
+            "(p = 2 x smaller, Bonferroni)"
         )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if math.isfinite(low) and math.isfinite(high):
-        return low, high
-    boot = np.asarray(result.bootstrap_distribution, dtype=float)
-    if np.all(np.isfinite(boot)) and np.ptp(boot) <= 1e-12 * max(1.0, abs(float(boot.mean()))):
-        return float(boot.mean()), float(boot.mean())  # every sequence has the same ratio: no sampling spread
-    return math.nan, math.nan
+    side = ">" if comparison.op in (">=", ">") else "<"
+    return (
+        f"Fieller-linearised one-sided one-sample t-test over sequences of g = numerator - {t} x denominator "
+        f"(R {side} {t} exactly when mean(g) {side} 0, given mean(denominator) > 0; exact where g is constant); "
+        f"H0: R {'<=' if side == '>' else '>='} {t}; refutation H0: R {'>=' if side == '>' else '<='} {t}"
+    )
+
+
+def _ratio_interval(num: np.ndarray, den: np.ndarray, level: float, n_resamples: int, seed: int) -> tuple[tuple[float, float], str]:
+    """Paired bootstrap interval of the ratio of means, and its method in words: BCa, or the
+    percentile interval where BCa is undefined (e.g. every sequence has the same ratio, so the
+    jackknife has no spread; the percentile interval then collapses to that ratio, as it should)."""
+    n = num.size
+    if np.all(num == num[0]) and np.all(den == den[0]):
+        ratio = float(num[0] / den[0])
+        return (ratio, ratio), f"none: all {n} sequences gave the same pair, so every resample gives the same ratio"
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.bootstrap(
+                (num, den), ratio_of_means, paired=True, vectorized=True, confidence_level=level, method=method,
+                n_resamples=n_resamples, rng=np.random.default_rng(seed), axis=-1,
+            )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if math.isfinite(low) and math.isfinite(high):
+            why = "" if method == "BCa" else " (BCa undefined on these values)"
+            return (low, high), f"paired {method} bootstrap of the ratio of means over {n} sequences, {n_resamples} resamples{why}"
+    return (math.nan, math.nan), "none: the bootstrap of the ratio is undefined on these values"
 
 
 def evaluate_ratio_of_means(
-    samples: npt.ArrayLike,
+    numerators: npt.ArrayLike,
+    denominators: npt.ArrayLike,
     comparison: Comparison,
     *,
     statistic: str = "ratio",
     alpha: float = 0.05,
     seed: int = 0,
     n_resamples: int = 9999,
-    null_kind: str = "",
-    **_: Any,
+    null_kind: str | None = None,
 ) -> Evaluation:
-    """A claim about R = mean(numerator) / mean(denominator) from per-sequence [n, 2] pairs (see the
-    module docstring for why the ratio of means, the paired bootstrap and Fieller's test)."""
+    """Estimate, interval and p-values for a claim about R = mean(numerators) / mean(denominators),
+    one pair per sequence (see the module doc for the interval, the test, the sign and why).
+
+    ``null_kind``: the null the claim's other statistics are compared with, named in the note; the
+    ratio itself is not compared with it (there the gap is about 0, so its share is undefined).
+    """
     alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
-    num, den = _pairs(samples, statistic)
-    n = int(num.size)
-    estimate = float(ratio_of_means(num, den))
-    level = 1 - 2 * alpha
-    positive, den_p = _denominator_reliably_positive(den, alpha)
-    test = (
-        f"Fieller: one-sided one-sample t-tests over sequences of g = numerator - t x denominator against 0 "
-        f"(R {comparison} exactly when mean(g) is on that side, given mean(denominator) > 0)"
-    )
-    notes = [f"mean numerator {np.mean(num):.4g}, mean denominator {np.mean(den):.4g} (one-sided p that it is > 0: {den_p:.2g})"]
-    if n < 2 or not positive:
-        p_claim = p_refute = 1.0
-        ci = (math.nan, math.nan)
-        notes.insert(0, "the denominator (model minus empty circuit) is not reliably positive on these inputs: the ratio is undefined, so the claim can be neither supported nor refuted")
-    else:
-        p_claim, p_refute = _fieller_p_values(num, den, comparison)
-        ci = _ratio_interval(num, den, level, n_resamples, seed)
-    margin = _margin(estimate, comparison) if math.isfinite(estimate) else None
-    g = num - comparison.threshold * den
-    sd = float(np.std(g, ddof=1)) if n >= 2 else 0.0
-    return Evaluation(
-        statistic=statistic,
-        comparison=comparison,
-        n=n,
-        estimate=estimate,
-        ci=ci,
-        ci_level=level,
-        ci_method=f"BCa bootstrap over {n} sequences of the ratio of means, numerator and denominator resampled together ({n_resamples} resamples)",
-        test=test,
-        p_value=p_claim,
-        p_value_refute=p_refute,
+    num, den = _as_samples(numerators, "numerators"), _as_samples(denominators, "denominators")
+    if num.size != den.size:
+        raise ValueError(f"{num.size} numerators but {den.size} denominators: one pair per sequence")
+    n, level = int(num.size), 1.0 - 2.0 * alpha
+    estimate = float(ratio_of_means(num, den)) if n else math.nan
+    gap_ok, gap_p = gap_is_reliably_nonzero(den, alpha)
+    notes = [
+        f"mean numerator {np.mean(num) if n else math.nan:.4g}, mean denominator {np.mean(den) if n else math.nan:.4g} "
+        f"(two-sided p that it differs from 0: {gap_p:.2g})"
+    ]
+    if null_kind:
+        notes.append(f"the ratio is not compared with the null ({null_kind}): its gap is about 0 there")
+    common = dict(
+        statistic=statistic, comparison=comparison, n=n, estimate=estimate, ci_level=level,
         effect_size=estimate if math.isfinite(estimate) else None,
-        effect_size_kind="the ratio itself: a normalised effect (0 = the empty circuit's metric, 1 = the model's)",
-        null_estimate=0.0,
-        note="; ".join(notes),
-        estimand="ratio of the mean numerator to the mean denominator over sequences",
-        margin=margin,
-        margin_sd=None if margin is None or sd == 0 else float(np.mean(g)) / sd * (1 if comparison.op in (">=", ">", "between") else -1),
+        effect_size_kind="the ratio itself: a normalised effect (0: none of the gap, 1: all of it)",
+        null_estimate=None, estimand="ratio of means over sequences: mean(numerator) / mean(denominator)",
+    )
+    if not gap_ok:
+        reason = _no_gap_reason(den, gap_p)
+        return Evaluation(
+            ci=(math.nan, math.nan), ci_method="none: the denominator is not reliably different from 0",
+            test="none: " + reason, p_value=1.0, p_value_refute=1.0, note="; ".join([reason, *notes]), **common,
+        )
+    if np.mean(den) < 0:  # a gap that runs downwards: the same ratio, oriented up (see the module doc)
+        num, den = -num, -den
+    ci, ci_method = _ratio_interval(num, den, level, n_resamples, seed)
+    p_claim, p_refute = _fieller_p_values(num, den, comparison)
+    margin_sd = None
+    if comparison.op != "between":
+        margin_sd = _standardised_margin(float(np.mean(num - comparison.threshold * den)), num - comparison.threshold * den)
+        if margin_sd is not None and comparison.op in ("<=", "<"):
+            margin_sd = -margin_sd  # oriented like margin: positive favours the claim
+    return Evaluation(
+        ci=ci, ci_method=ci_method, test=_fieller_test_words(comparison), p_value=p_claim, p_value_refute=p_refute,
+        note="; ".join(notes), margin=_margin(estimate, comparison), margin_sd=margin_sd, **common,
     )
 
 
@@ -234,22 +304,21 @@ def evaluate_share_beaten(
     )
 
 
-def _share_beaten_of_ratios(samples: npt.ArrayLike, comparison: Comparison, *, statistic: str = "share_beaten", alpha: float = 0.05, **_: Any) -> Evaluation:
+def evaluate_share_beaten_of_ratios(
+    samples: Float[np.ndarray, "n two_plus_draws"], comparison: Comparison, *, statistic: str = "share_beaten", alpha: float = 0.05
+) -> Evaluation:
     """[n, 2 + draws] per-sequence values: column 0 the common denominator, column 1 the observed
-    numerator, the rest the draws' numerators. Each ratio of means, then :func:`evaluate_share_beaten`."""
+    numerator, the rest the draws' numerators. Each ratio of means, then :func:`evaluate_share_beaten`;
+    no verdict where the common gap is not reliably different from 0 (every ratio is undefined)."""
     x = np.asarray(samples, dtype=float)
     if x.ndim != 2 or x.shape[1] < 3:
         raise ValueError(f"{statistic} needs [sequences, 2 + draws] values, got shape {x.shape}")
     ratios = ratio_of_means(x[:, 1:].T, np.broadcast_to(x[:, 0], x[:, 1:].T.shape))
     evaluation = evaluate_share_beaten(float(ratios[0]), ratios[1:], comparison, statistic=statistic, alpha=alpha, what="random circuits of the same size")
-    positive, den_p = _denominator_reliably_positive(x[:, 0], alpha)
-    if positive:
+    gap_ok, gap_p = gap_is_reliably_nonzero(x[:, 0], alpha)
+    if gap_ok:
         return evaluation
-    why = (
-        f"the common denominator is not reliably positive on these inputs (one-sided p {den_p:.2g}): every ratio is "
-        "undefined, so the claim can be neither supported nor refuted"
-    )
-    return dataclasses.replace(evaluation, p_value=1.0, p_value_refute=1.0, note=f"{why}; {evaluation.note}")
+    return dataclasses.replace(evaluation, p_value=1.0, p_value_refute=1.0, note=f"{_no_gap_reason(x[:, 0], gap_p)}; {evaluation.note}")
 
 
 def curve_areas(ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +328,10 @@ def curve_areas(ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.trapezoid(ratios, x, axis=-1), np.trapezoid(np.abs(1.0 - ratios), x, axis=-1)
 
 
-def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap: bool, statistic: str = "area", alpha: float = 0.05, seed: int = 0, n_resamples: int = 9999, **_: Any) -> Evaluation:
+def evaluate_curve_area(
+    samples: Float[np.ndarray, "n one_plus_points"], comparison: Comparison, *, gap: bool, statistic: str = "area",
+    alpha: float = 0.05, seed: int = 0, n_resamples: int = 9999,
+) -> Evaluation:
     """[n, 1 + (K + 1)] per-sequence values: column 0 the common denominator, then the numerators of
     the curve's K + 1 points (sizes 0..K). The area (CPR, or CMD with ``gap``) of the ratio-of-means
     curve; BCa bootstrap over sequences (each sequence's whole row resampled together) for the
@@ -276,12 +348,12 @@ def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap:
         return curve_areas(ratios)[1 if gap else 0]
 
     estimate = float(area(*x.T))
-    positive, den_p = _denominator_reliably_positive(x[:, 0], alpha)
+    gap_ok, gap_p = gap_is_reliably_nonzero(x[:, 0], alpha)
     name = "CMD, the area of |1 - f|" if gap else "CPR, the area under f"
     notes = [f"{name} over {x.shape[1] - 1} circuit sizes at x = k/{x.shape[1] - 2} (trapezoid rule)"]
     ci: tuple[float, float] = (math.nan, math.nan)
     p_claim = p_refute = 1.0
-    if n >= 2 and positive:
+    if gap_ok:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", stats.DegenerateDataWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -305,7 +377,7 @@ def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap:
             p_claim = max(share(boot <= t), share(boot >= comparison.upper))
             p_refute = min(1.0, 2 * min(share(boot >= t), share(boot <= comparison.upper)))
     else:
-        notes.insert(0, f"the denominator is not reliably positive (one-sided p {den_p:.2g}): the curve is undefined, so the claim can be neither supported nor refuted")
+        notes.insert(0, _no_gap_reason(x[:, 0], gap_p))
     return Evaluation(
         statistic=statistic, comparison=comparison, n=n, estimate=estimate, ci=ci, ci_level=level,
         ci_method=f"BCa bootstrap over {n} sequences, each sequence's numerators and denominator resampled together ({n_resamples} resamples)",
@@ -314,86 +386,3 @@ def _evaluate_curve_area(samples: npt.ArrayLike, comparison: Comparison, *, gap:
         note="; ".join(notes), estimand=f"{name} of the ratio-of-means curve over circuit sizes",
         margin=_margin(estimate, comparison) if math.isfinite(estimate) else None,
     )
-
-
-def _evaluate_rank(samples: npt.ArrayLike, comparison: Comparison, members: list[str], **common: Any) -> Evaluation:
-    from interp_checks.stats.rank import evaluate_rank
-
-    return evaluate_rank(samples, comparison, members, **common)
-
-
-def _evaluate_gap_share(samples: npt.ArrayLike, comparison: Comparison, **common: Any) -> Evaluation:
-    from interp_checks.stats.ratio import evaluate_ratio
-
-    pairs = np.asarray(samples, dtype=float)
-    common.pop("null_samples", None)  # a share of the clean-corrupted gap has no random-weights null (see stats.ratio)
-    return evaluate_ratio(pairs[:, 0], pairs[:, 1], comparison, **common)
-
-
-_OVER_MEMBERS = frozenset({"rank"})
-
-ESTIMATORS: dict[str, Callable[..., Evaluation]] = {
-    "rank": _evaluate_rank,
-    "gap_share": _evaluate_gap_share,  # a patching effect's share of the clean-corrupted gap (stats.ratio)  # "the claimed member is among the k largest means" (stats.rank)
-    "ratio_of_means": evaluate_ratio_of_means,
-    "share_beaten_of_ratios": _share_beaten_of_ratios,
-    "curve_area": lambda samples, comparison, **common: _evaluate_curve_area(samples, comparison, gap=False, **common),
-    "curve_gap_area": lambda samples, comparison, **common: _evaluate_curve_area(samples, comparison, gap=True, **common),
-}
-
-
-def display_values(estimator: str, samples: npt.ArrayLike) -> np.ndarray | None:
-    """One value per sampled unit for a picture of an estimator's statistic (the engine's strip),
-    chosen so that their mean is the estimate (or, for CMD, its jackknife bias-corrected value):
-
-    * ``ratio_of_means``: each sequence's numerator over the mean denominator;
-    * ``share_beaten_of_ratios``: per draw, 1 if the observed ratio beats it, else 0;
-    * ``curve_area`` (CPR, linear in the numerators): each sequence's weighted numerators over the
-      mean denominator; ``curve_gap_area`` (CMD): the jackknife pseudo-values over sequences."""
-    if estimator in _OVER_MEMBERS:  # a rank has no threshold on the values' axis: no strip
-        return None
-    if estimator == "gap_share":
-        from interp_checks.stats.ratio import ratio_shares
-
-        pairs = np.asarray(samples, dtype=float)
-        return ratio_shares(pairs[:, 0], pairs[:, 1])
-    x = np.asarray(samples, dtype=float)
-    if estimator == "ratio_of_means":
-        return x[:, 0] / np.mean(x[:, 1])
-    if estimator == "share_beaten_of_ratios":
-        ratios = ratio_of_means(x[:, 1:].T, np.broadcast_to(x[:, 0], x[:, 1:].T.shape))
-        return (ratios[0] > ratios[1:]).astype(float)
-    points = x.shape[1] - 1
-    weights = np.full(points, 1.0 / (points - 1))
-    weights[[0, -1]] /= 2
-    if estimator == "curve_area":
-        return (x[:, 1:] @ weights) / np.mean(x[:, 0])
-    if estimator == "curve_gap_area":
-        n = x.shape[0]
-        full = curve_areas(ratio_of_means(x[:, 1:].T, np.broadcast_to(x[:, 0], x[:, 1:].T.shape)))[1]
-        leave_one_out = np.array([
-            curve_areas(ratio_of_means(np.delete(x, i, 0)[:, 1:].T, np.broadcast_to(np.delete(x, i, 0)[:, 0], (points, n - 1))))[1]
-            for i in range(n)
-        ])
-        return n * full - (n - 1) * leave_one_out
-    raise ValueError(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
-
-
-def display_unit(estimator: str | None, default: str) -> str:
-    """What one value of :func:`display_values` is: a random circuit for a share of draws beaten,
-    else ``default`` (the sequence or document)."""
-    return "random circuit" if estimator == "share_beaten_of_ratios" else default
-
-
-def evaluate_with(
-    estimator: str, samples: npt.ArrayLike, comparison: Comparison, *, members: list[str] | None = None, **common: Any
-) -> Evaluation:
-    """Judge per-sequence ``samples`` with a named estimator (``Prepared.estimators``). ``members``
-    names the columns for estimators over several members (``rank``: the claimed member first)."""
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
-    if estimator in _OVER_MEMBERS:
-        if not members:
-            raise ValueError(f"estimator {estimator!r} needs the member names (Prepared.members)")
-        return ESTIMATORS[estimator](samples, comparison, members, **common)
-    return ESTIMATORS[estimator](samples, comparison, **common)

@@ -50,4 +50,4 @@ def test_every_result_names_estimand_direction_corruption_and_metric():
     notes = " | ".join(prepare(site="L1H2", direction="denoise", path="direct").notes)
     for word in ("estimand: direct effect", "direction: denoise", "sufficiency", "corruption:", "metric: logprob"):
         assert word in notes
-    assert prepare(site="L1H2", direction="denoise").estimators == {"normalized": "gap_share"}
+    assert prepare(site="L1H2", direction="denoise").estimators == {"normalized": "ratio_of_means"}
