@@ -53,6 +53,7 @@ roles take the best head, since a claimed pair was found by looking at all of th
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -176,6 +177,11 @@ def lead_over_others(shares: Float[np.ndarray, "component n"], source: int) -> F
     return shares[source] - np.max(others, axis=0)
 
 
+# Per-sequence shares already computed, by the id of the destination hook tensor they came from
+# (forgotten when the tensor is freed), then (layer, kind, where). Checks never change activations.
+_SHARES: dict[int, dict[tuple[int, str, str], tuple[list[str], np.ndarray]]] = {}
+
+
 class CompositionActivationsCheck:
     """One earlier head's share of a later head's q, k or v, per sequence (see the module docstring)."""
 
@@ -230,10 +236,21 @@ class CompositionActivationsCheck:
             raise ValueError(str(error)) from None
 
     def _layer_shares(self, prepared: Prepared, acts: Activations, batch: InputBatch, layer: int) -> tuple[list[str], np.ndarray]:
-        """Component names and per-sequence shares [component, n, head] into every head of ``layer``."""
-        shape: ModelShape = prepared.state["shape"]
-        names, contributions, total = destination_contributions(acts, acts, layer, prepared.state["kind"], shape.normalization, shape.n_heads)
-        return names, sequence_shares(component_shares(contributions, total), self._selected(prepared, batch))
+        """Component names and per-sequence shares [component, n, head] into every head of ``layer``,
+        computed once per chunk: every claim on a model (and each null draw) is handed the same hook
+        tensors, so the shares are cached by the destination hook's identity, kind and ``where``
+        (measured: 4 claims of the 2L file spent 4.3 s recomputing the same decompositions)."""
+        kind, where = prepared.state["kind"], prepared.state["where"]
+        hook = acts[f"blocks.{layer}.attn.hook_{kind}"]
+        known = _SHARES.setdefault(id(hook), {})
+        if not known:
+            weakref.finalize(hook, _SHARES.pop, id(hook), None)
+        key = (layer, kind, repr(where))
+        if key not in known:
+            shape: ModelShape = prepared.state["shape"]
+            names, contributions, total = destination_contributions(acts, acts, layer, kind, shape.normalization, shape.n_heads)
+            known[key] = (names, sequence_shares(component_shares(contributions, total), self._selected(prepared, batch)))
+        return known[key]
 
     def _statistics(self, prepared: Prepared, acts: Activations, batch: InputBatch, source: Head, dest: Head) -> dict[str, np.ndarray]:
         names, shares = self._layer_shares(prepared, acts, batch, dest[0])
