@@ -124,7 +124,7 @@ def through_frozen_norm(
     if normalization is None:
         return stack
     if normalization in NORMS_CENTRED:
-        stack = stack - stack.mean(-1, keepdim=True)
+        stack = stack
     stack = stack / acts[f"blocks.{layer}.ln1.hook_scale"].float()
     if normalization in NORMS_WEIGHTED:
         stack = stack * weights[f"blocks.{layer}.ln1.weight"].float()
