@@ -53,6 +53,7 @@ roles take the best head, since a claimed pair was found by looking at all of th
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any, ClassVar, Mapping
 
@@ -64,6 +65,7 @@ from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape
 from interp_checks.checks.compare import mean_over
 from interp_checks.checks.composition import KINDS
 from interp_checks.checks.heads import head_name, parse_head
+from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import TokenSetError, parse_where, select
 
@@ -124,7 +126,7 @@ def through_frozen_norm(
     if normalization is None:
         return stack
     if normalization in NORMS_CENTRED:
-        stack = stack
+        stack = stack - stack.mean(-1, keepdim=True)
     stack = stack / acts[f"blocks.{layer}.ln1.hook_scale"].float()
     if normalization in NORMS_WEIGHTED:
         stack = stack * weights[f"blocks.{layer}.ln1.weight"].float()
@@ -283,6 +285,33 @@ class CompositionActivationsCheck:
             f"per sequence, the maximum over every (earlier head, later head) pair of the same statistic ({KINDS[prepared.state['kind']]}), "
             "on the same architecture with random weights, same inputs"
         )
+
+    def figures(self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, InputBatch]) -> list[Figure]:
+        """Every component's mean share (rows) of every head of the destination's layer (columns),
+        the claimed cell outlined: where the claimed source stands among all the writers."""
+        dest, source = prepared.state["dest"], prepared.state["source"]
+        names, shares = self._layer_shares(prepared, activations[MODEL], batches[MODEL], dest[0])
+        n_heads = shares.shape[2]
+        with warnings.catch_warnings():  # a head that reads nothing (zero weights) has no share: blank
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(shares, axis=1)  # component head
+        data = {
+            "values": rounded(means, 3),
+            "row_labels": names,
+            "col_labels": [head_name(dest[0], h) for h in range(n_heads)],
+            "marked": [[names.index(head_name(*source)), dest[1]]],
+            "x_label": "destination head (reads)",
+            "y_label": "component of the residual stream (writes)",
+            "value_label": SHARE_UNIT,
+            "vmin": 0.0,
+        }
+        kind = KINDS[prepared.state["kind"]]
+        caption = (
+            f"Mean over the first {shares.shape[1]} sequences of each component's share of each layer-{dest[0]} head's {kind} "
+            f"(||contribution|| / ||{kind.lower()} - b||, through the frozen layer-norm scale, over {prepared.state['where'].describe()}). "
+            "Outlined: the claimed pair. Shares are norms, not a partition: a column need not sum to 1."
+        )
+        return [Figure("heatmap", f"Shares of layer {dest[0]}'s {kind} inputs, by component", data, caption)]
 
 
 register(CompositionActivationsCheck())

@@ -165,3 +165,13 @@ def test_bad_claims_are_check_errors_that_say_what_to_fix(params, expect, messag
     shape = {MODEL: ModelShape(2, 4, 100, 64)}
     with pytest.raises(CheckError, match=message):
         CHECK.prepare(params, shape, {k: parse_expectation(v) for k, v in expect.items()})
+
+
+def test_the_figure_shows_every_component_into_every_destination_head_with_the_claim_outlined(handbuilt, cache):
+    [result] = Engine(Settings(n_resamples=99, null_draws=1), models=cache).evaluate(
+        [claim(handbuilt.spec, "share", ">= 0.5", kind="k", **{"from": "L0H0", "to": "L1H1", "where": REPEAT})]
+    )
+    heatmap = next(f for f in result.figures if f.kind == "heatmap")
+    row, col = heatmap.data["marked"][0]
+    assert heatmap.data["row_labels"][row] == "L0H0" and heatmap.data["col_labels"][col] == "L1H1"
+    assert heatmap.data["values"][row][col] > 0.99 and "not a partition" in heatmap.caption
