@@ -267,7 +267,7 @@ class Engine:
         models, load_s = self._models_of(spec, check, problems) if check is not None else ({}, 0.0)
         prepared = None
         if check is not None and models and spec.expect:  # with no expectation parsed there is nothing to prepare
-            shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx) for role, m in models.items()}
+            shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx, m.bridge.cfg.normalization_type) for role, m in models.items()}
             params = {key: value for key, value in spec.params.items() if key not in check.model_roles}
             try:
                 prepared = check.prepare(params, shapes, spec.expect)

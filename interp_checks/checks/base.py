@@ -47,6 +47,10 @@ class ModelShape:
     n_heads: int
     d_vocab: int
     n_ctx: int
+    # TransformerLens's ``cfg.normalization_type`` ("LN", "LNPre", "RMS", "RMSPre" or None): what a
+    # check that reads through a layer norm must ask for (its weights exist only for LN and RMS, its
+    # hook_scale only when there is a norm). The default is TransformerLens's config default.
+    normalization: str | None = "LN"
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import ablation, compare, composition, faithfulness, heads, patching  # noqa: F401  (registers their checks)
+    from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, heads, patching  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:

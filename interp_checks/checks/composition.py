@@ -37,7 +37,7 @@ A head whose OV or QK circuit is exactly zero (a dead head) has an undefined sco
 that needs it is an error naming the head, never a verdict.
 
 ``check: composition_activations`` is the same question asked of activations, per sequence (see
-:class:`CompositionActivationsCheck`).
+``interp_checks.checks.composition_activations``).
 """
 
 from __future__ import annotations
