@@ -55,7 +55,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from jaxtyping import Float
 from scipy import stats
 
 from interp_checks.stats.comparison import Comparison, _format_number
@@ -89,14 +88,14 @@ def ratio_of_means(numerator: npt.ArrayLike, denominator: npt.ArrayLike, axis: i
         return np.where(den == 0, np.nan, np.mean(numerator, axis=axis) / np.where(den == 0, 1.0, den))
 
 
-def ratio_shares(numerators: Float[np.ndarray, " n"], denominators: Float[np.ndarray, " n"]) -> Float[np.ndarray, " n"]:
+def ratio_shares(numerators: np.ndarray, denominators: np.ndarray) -> np.ndarray:
     """Each sequence's numerator over the mean denominator: values whose mean is R, for a picture of
     the per-sequence spread (never a per-sequence ratio, see the module doc); NaN with no gap."""
     scale = float(np.mean(denominators)) if np.size(denominators) else math.nan
     return np.asarray(numerators, dtype=float) / scale if scale != 0 else np.full(np.shape(numerators), math.nan)
 
 
-def gap_is_reliably_nonzero(denominators: Float[np.ndarray, " n"], alpha: float) -> tuple[bool, float]:
+def gap_is_reliably_nonzero(denominators: np.ndarray, alpha: float) -> tuple[bool, float]:
     """(whether mean(denominator) differs from 0 at two-sided level alpha, that p). Two-sided
     because the ratio's orientation is taken from the data (see the module doc); a constant
     denominator is exact (p 0 unless it is 0). Fewer than 2 sequences: never reliable."""
@@ -305,7 +304,7 @@ def evaluate_share_beaten(
 
 
 def evaluate_share_beaten_of_ratios(
-    samples: Float[np.ndarray, "n two_plus_draws"], comparison: Comparison, *, statistic: str = "share_beaten", alpha: float = 0.05
+    samples: np.ndarray, comparison: Comparison, *, statistic: str = "share_beaten", alpha: float = 0.05
 ) -> Evaluation:
     """[n, 2 + draws] per-sequence values: column 0 the common denominator, column 1 the observed
     numerator, the rest the draws' numerators. Each ratio of means, then :func:`evaluate_share_beaten`;
@@ -329,7 +328,7 @@ def curve_areas(ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_curve_area(
-    samples: Float[np.ndarray, "n one_plus_points"], comparison: Comparison, *, gap: bool, statistic: str = "area",
+    samples: np.ndarray, comparison: Comparison, *, gap: bool, statistic: str = "area",
     alpha: float = 0.05, seed: int = 0, n_resamples: int = 9999,
 ) -> Evaluation:
     """[n, 1 + (K + 1)] per-sequence values: column 0 the common denominator, then the numerators of
