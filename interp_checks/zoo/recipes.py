@@ -69,6 +69,9 @@ class Recipe:
     n_heads: int = 4
     d_head: int = 16
     n_ctx: int = 256
+    # An MLP in every block when set (``act_fn`` e.g. "solu_ln"); None: attention-only.
+    d_mlp: int | None = None
+    act_fn: str | None = None
     normalization_type: str = "LN"
     positional_embedding_type: str = "rotary"
     d_vocab: int = TOKENIZER_VOCAB_SIZE
@@ -126,6 +129,12 @@ class Recipe:
             raise ValueError(f"{self.name}: n_heads * d_head must equal d_model")
         if self.seq_len > self.n_ctx:
             raise ValueError(f"{self.name}: seq_len {self.seq_len} exceeds n_ctx {self.n_ctx}")
+        if (self.d_mlp is None) != (self.act_fn is None):
+            raise ValueError(f"{self.name}: give both d_mlp and act_fn (a model with MLPs) or neither (attention-only)")
+
+    @property
+    def attn_only(self) -> bool:
+        return self.d_mlp is None
 
     def architecture(self) -> dict[str, Any]:
         """The TransformerBridgeConfig fields the native format records."""
@@ -136,10 +145,11 @@ class Recipe:
             "n_ctx": self.n_ctx,
             "n_heads": self.n_heads,
             "d_vocab": self.d_vocab,
-            "attn_only": True,
+            "attn_only": self.attn_only,
             "normalization_type": self.normalization_type,
             "positional_embedding_type": self.positional_embedding_type,
             "default_prepend_bos": True,
+            **({} if self.attn_only else {"d_mlp": self.d_mlp, "act_fn": self.act_fn}),
         }
 
     @property
@@ -181,6 +191,43 @@ class Recipe:
         return record
 
 
+SOLU_STEPS = 1200
+
+
+def solu_recipe(name: str, *, d_mlp: int, seed: int, description: str) -> Recipe:
+    """A one-layer language model with a SoLU MLP (``act_fn: solu_ln``, as in Elhage et al., "Softmax
+    Linear Units", 2022), trained on stdlib text only: no curriculum, no synthetic rows (it cannot form
+    induction heads, and its claims are about what its neurons read in text).
+
+    Why these sizes: the vocabulary is the zoo's (2,048 tokens), d_model 128 and context rows of 128
+    tokens keep a checkpoint under 5 MB; batch 32 x 128 and AdamW 2e-3 with a cosine decay over the
+    whole run are the setting in which a 1-layer SoLU model (d_model 256, d_mlp 1024, 4,096 tokens)
+    had `def` and indentation neurons after 400 steps on this machine (``shared/FACTS.md``); we train
+    longer (``SOLU_STEPS``) because the model is narrower.
+    """
+    return Recipe(
+        name=name,
+        n_layers=1,
+        seed=seed,
+        d_model=128,
+        n_heads=4,
+        d_head=32,
+        d_mlp=d_mlp,
+        act_fn="solu_ln",
+        seq_len=128,
+        batch_size=32,
+        lr=2e-3,
+        warmup_steps=50,
+        decay_steps=SOLU_STEPS,
+        curriculum_steps=0,
+        mixture_steps=SOLU_STEPS,
+        mixture=Mixture(synthetic_fraction=0.0, synthetic_seq_len=128),
+        log_every=100,
+        expect_induction=False,
+        description=description,
+    )
+
+
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
@@ -209,6 +256,13 @@ RECIPES: dict[str, Recipe] = {
             n_layers=4,
             seed=4,
             description="four attention layers",
+        ),
+        *(
+            solu_recipe(name, d_mlp=d_mlp, seed=seed, description=description)
+            for name, d_mlp, seed, description in (
+                ("solu-1l", 512, 11, "one layer with a SoLU MLP of 512 neurons: for neuron and feature claims"),
+                ("solu-1l-wide", 2048, 12, "one layer with a SoLU MLP of 2048 neurons (4x solu-1l): for feature-splitting claims"),
+            )
         ),
     )
 }
