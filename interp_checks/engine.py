@@ -121,6 +121,16 @@ class PreparedClaim:
         return " vs ".join([self.model_key, *extra])
 
 
+def _shape_of(model: Any) -> ModelShape:
+    """What a check may know of a loaded model before running it."""
+    cfg = model.bridge.cfg
+    with_mlp = not getattr(cfg, "attn_only", False) and getattr(cfg, "d_mlp", None)
+    return ModelShape(
+        model.n_layers, model.n_heads, model.d_vocab, model.n_ctx, cfg.normalization_type,
+        d_mlp=int(cfg.d_mlp) if with_mlp else None, act_fn=getattr(cfg, "act_fn", None) if with_mlp else None,
+    )
+
+
 def _resolve_input_paths(inputs: Mapping[str, Any], base_dir: Any) -> dict[str, Any]:
     """A corpus ``source`` path resolves against the claim file's folder, like model paths."""
     resolved = dict(inputs)
@@ -275,7 +285,7 @@ class Engine:
         models, load_s = self._models_of(spec, check, problems) if check is not None else ({}, 0.0)
         prepared = None
         if check is not None and models and spec.expect:  # with no expectation parsed there is nothing to prepare
-            shapes = {role: ModelShape(m.n_layers, m.n_heads, m.d_vocab, m.n_ctx, m.bridge.cfg.normalization_type) for role, m in models.items()}
+            shapes = {role: _shape_of(m) for role, m in models.items()}
             params = {key: value for key, value in spec.params.items() if key not in check.model_roles}
             try:
                 prepared = check.prepare(params, shapes, spec.expect)

@@ -51,6 +51,11 @@ class ModelShape:
     # check that reads through a layer norm must ask for (its weights exist only for LN and RMS, its
     # hook_scale only when there is a norm). The default is TransformerLens's config default.
     normalization: str | None = "LN"
+    # The MLP's width and activation (TransformerLens's ``cfg.d_mlp`` and ``cfg.act_fn``); None for an
+    # attention-only model. A neuron check needs them to name neurons and to choose its hook (SoLU's
+    # ``solu_ln`` is read before its extra layer norm, at ``blocks.L.mlp.ln.hook_in``).
+    d_mlp: int | None = None
+    act_fn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,55 @@ class Needs:
         """The deepest block any hook lives in (None when no block hook is needed)."""
         layers = [int(name.split(".")[1]) for name in self.hooks if name.startswith("blocks.")]
         return max(layers) if layers else None
+
+
+@dataclass(frozen=True)
+class CorpusPass:
+    """A stream over a corpus that a claim reads with bounded memory (``Prepared.sampling == "corpus"``).
+
+    The engine cuts the documents of ``source`` (``stdlib``, ``stdlib-docs``, ``stdlib-code`` or a path:
+    ``interp_checks.inputs.corpora``), split ``split``, into rows of BOS + ``seq_len - 1`` tokens, one
+    document per row, until ``max_tokens`` tokens; it runs the model once per batch for every claim on
+    the same model and pass (hooks merged), and hands each batch's activations to the claim's
+    aggregates (``AggregatesCorpus.aggregate``). Each random-weights twin streams only the first
+    ``null_tokens`` tokens: a null is a reference value, not the claim's own estimate. Rows come as an
+    ``InputBatch`` with ``texts``, ``offsets`` and ``sources`` (the document of each row), so ``where:``
+    patterns and regexes select tokens in context, as everywhere else.
+    """
+
+    source: str
+    split: str = "heldout"
+    max_tokens: int = 100_000
+    seq_len: int = 128
+    null_tokens: int = 16_384
+
+    @property
+    def label(self) -> str:
+        """How statistics and reports name this corpus: the source, with its split unless ``all``."""
+        return self.source if self.split == "all" else f"{self.source}/{self.split}"
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        """Claims whose passes share this key share one stream (``null_tokens`` only bounds the twins')."""
+        return (self.source, self.split, self.max_tokens, self.seq_len)
+
+
+class CorpusAggregate(Protocol):
+    """A claim's bounded running state over one corpus pass on one model (the subject or a twin)."""
+
+    def update(self, activations: "Activations", rows: "InputBatch") -> None:
+        """Fold in one batch: the hooks the claim asked for, and the rows they were read on."""
+
+
+@dataclass
+class CorpusMeasurement:
+    """What a corpus claim concluded from one pass: each statistic (named as in
+    ``Prepared.statistics``) as a ``stats.pooled.PooledStatistic`` (tokens pooled over documents, the
+    document the unit of resampling, its nulls' values attached), plus pictures and notes."""
+
+    statistics: dict[str, Any]
+    figures: list["Figure"] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 MODEL = "model"  # the role of the claim's subject; checks may declare more roles (e.g. "baseline")
@@ -120,7 +174,8 @@ class Prepared:
     # functions of the weights alone (composition scores): ``measure`` is called once with the
     # weights it asked for and returns one value per statistic, and the null is the same statistic
     # on ``weight_null_draws`` random-weights twins (``measure_null`` once per twin, on its weights),
-    # judged by ``stats.evaluate_against_draws``: there is no sequence to resample.
+    # judged by ``stats.evaluate_against_draws``: there is no sequence to resample. "corpus": they are
+    # pooled over the tokens of streamed corpora (``corpora``; the check is ``AggregatesCorpus``).
     sampling: str = "sequence"
     weight_null_draws: int = 0
     # statistic -> a named estimator of ``stats.estimators.ESTIMATORS`` for statistics that are not a
@@ -128,6 +183,9 @@ class Prepared:
     # ``curve_area``, ``curve_gap_area``); ``measure`` returns arrays in the layout that module's
     # docstring gives for each (e.g. [sequences, 2]: numerator, denominator for a ratio of means).
     estimators: dict[str, str] = field(default_factory=dict)
+    # For ``sampling == "corpus"``: the streams the claim reads (``CorpusPass``), each judged on its own;
+    # the check implements ``AggregatesCorpus`` instead of ``measure``.
+    corpora: tuple[CorpusPass, ...] = ()
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -187,6 +245,30 @@ class DrawsFigures(Check, Protocol):
         self, prepared: Prepared, activations: Mapping[str, Activations], batches: Mapping[str, "InputBatch"]
     ) -> list["Figure"]:
         """Plot-ready pictures of this claim on the first chunk of its inputs (keyed by model role)."""
+
+
+class AggregatesCorpus(Check, Protocol):
+    """A check whose claims stream a corpus (``Prepared.sampling == "corpus"``) instead of measuring
+    per-sequence values: statistics pooled over tokens (an AUROC, the share of the top k), with the
+    document as the unit of resampling, from bounded aggregates (top-k heaps, per-document sums).
+
+    The engine streams ``prepared.corpora`` through the model (hooks: ``needs[MODEL]``), and the first
+    ``null_tokens`` of each through each random-weights twin (hooks: ``null_needs``), calling
+    ``aggregate`` once per (corpus, model) to get a fresh aggregate and its ``update`` per batch; then
+    ``conclude`` once per corpus. It never calls ``measure``; the statistics layer judges each
+    statistic with ``stats.evaluate_pooled``.
+    """
+
+    def aggregate(self, prepared: Prepared, corpus: CorpusPass, role: str) -> CorpusAggregate:
+        """A fresh aggregate for ``corpus`` on the subject (``role == MODEL``) or a twin (``NULL``)."""
+
+    def conclude(
+        self, prepared: Prepared, corpus: CorpusPass, model: CorpusAggregate, nulls: list[CorpusAggregate]
+    ) -> CorpusMeasurement:
+        """The statistics of this corpus (keys among ``prepared.statistics``), their nulls, figures."""
+
+
+NULL = "null"  # the role of a random-weights twin's aggregate in a corpus pass
 
 
 class MeasuresNullDraws(Check, Protocol):

@@ -17,6 +17,7 @@ import numpy as np
 from interp_checks.checks.compare import mean_over
 from interp_checks.inputs.corpora import TokenBatch
 from interp_checks.inputs.generators import InputBatch
+from interp_checks.inputs.streams import RowText, decode as _decode, token_strings
 from interp_checks.inputs.token_sets import PATTERNS
 from interp_checks.numbers import finite_or_none, ratio_or_none
 
@@ -158,34 +159,6 @@ def pattern_counts(contexts: list[Context], patterns: Iterable[str]) -> dict[str
     return counts
 
 
-def token_strings(tokenizer: Any, special_ids: Iterable[int] = ()) -> np.ndarray:
-    """Every token id's text, decoded once (special tokens -> ""), as an object array indexed by id.
-
-    Byte-level tokens that hold part of a multi-byte character decode to U+FFFD on their own; the
-    concatenated strings then differ from the original text there, which only the text patterns
-    (brackets, digits, identifiers) can notice.
-    """
-    vocab = tokenizer.get_vocab()
-    size = max(vocab.values()) + 1 if vocab else 0
-    special = set(int(i) for i in special_ids)
-    try:
-        special.update(int(i) for i in (getattr(tokenizer, "all_special_ids", None) or []))
-    except Exception:  # some tokenizers raise for unset roles
-        pass
-    out = np.empty(size, dtype=object)
-    for i in range(size):
-        out[i] = "" if i in special else _decode(tokenizer, [i])
-    return out
-
-
-def _decode(tokenizer: Any, ids: Iterable[int]) -> str:
-    ids = [int(i) for i in ids]
-    try:
-        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    except TypeError:  # a raw ``tokenizers.Tokenizer``
-        return tokenizer.decode(ids, skip_special_tokens=False)
-
-
 class MineAggregator:
     """Everything the miner keeps between batches; its size does not depend on the corpus.
 
@@ -213,8 +186,8 @@ class MineAggregator:
         self.patterns = dict(PATTERNS if patterns is None else patterns)
         if OTHER in self.patterns:
             raise MineError(f"a pattern may not be called {OTHER!r}: that name is the tokens no pattern matches")
-        self.strings = token_strings(tokenizer, special_ids)
-        self.lengths = np.fromiter((len(s) for s in self.strings), dtype=np.int64, count=len(self.strings))
+        self.row_text = RowText(tokenizer, special_ids)
+        self.strings = self.row_text.strings
         self.stats: dict[str, PatternStats] = {name: PatternStats(name, desc) for name, (desc, _) in self.patterns.items()}
         self.stats[OTHER] = PatternStats(OTHER, "matches none of the patterns above")
         self.overall = PatternStats(ALL, "every scored token")
@@ -232,16 +205,12 @@ class MineAggregator:
 
     def text_batch(self, batch: TokenBatch) -> InputBatch:
         """The batch as an InputBatch with texts and offsets built from each token's decoded text."""
-        tokens, valid = batch.tokens, batch.valid
-        lengths = np.where(valid, self.lengths[tokens], 0)
-        stops = np.cumsum(lengths, axis=1)
-        offsets = np.stack([stops - lengths, stops], axis=-1)
-        texts = ["".join(self.strings[row[ok]]) for row, ok in zip(tokens, valid)]
-        return InputBatch(tokens, "mine", {}, 0, valid.copy(), {}, texts, offsets, {"names": list(batch.names)})
+        return self.row_text.batch(batch, kind="mine")
 
-    def masks(self, batch: TokenBatch, scored: np.ndarray) -> dict[str, np.ndarray]:
-        """Scored positions of each pattern, and of ``other`` (none of them)."""
-        text = self.text_batch(batch)
+    def masks(self, batch: TokenBatch, scored: np.ndarray, text: InputBatch | None = None) -> dict[str, np.ndarray]:
+        """Scored positions of each pattern, and of ``other`` (none of them); ``text``: the batch's
+        :meth:`text_batch`, when the caller already has it."""
+        text = text if text is not None else self.text_batch(batch)
         out: dict[str, np.ndarray] = {}
         matched = np.zeros(scored.shape, dtype=bool)
         for name, (_, fn) in self.patterns.items():
@@ -261,6 +230,7 @@ class MineAggregator:
         gains: np.ndarray,
         model_logp: np.ndarray | None = None,
         baseline_logp: np.ndarray | None = None,
+        text: InputBatch | None = None,
     ) -> None:
         gains = np.asarray(gains, dtype=np.float64)
         if gains.shape != batch.tokens.shape:
@@ -268,7 +238,7 @@ class MineAggregator:
         scored = batch.valid.copy()
         scored[:, 0] = False  # nothing predicts position 0
         scored &= np.isfinite(gains)
-        masks = self.masks(batch, scored)
+        masks = self.masks(batch, scored, text)
         self.overall.add_tokens(gains[scored])
         self.overall.add_windows(mean_over(gains, scored))
         for name, mask in masks.items():

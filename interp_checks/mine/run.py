@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from interp_checks.checks.compare import DEFAULT_FLOOR, token_gains
-from interp_checks.inputs.corpora import SPLITS, Document, iter_documents, iter_token_batches, resolve_source, split_of
+from interp_checks.inputs.corpora import SPLITS, Document, iter_documents, resolve_source, split_of
+from interp_checks.inputs.streams import corpus_rows
 from interp_checks.mine.aggregate import MineAggregator, MineError
 from interp_checks.mine.result import MineResult
 
@@ -107,7 +108,6 @@ def mine(
     aggregator = MineAggregator(
         tokenizer, top_k=top_k, context_chars=context_chars, prefix=prefix, special_ids=subject.special_token_ids
     )
-    encoder = getattr(tokenizer, "backend_tokenizer", tokenizer)  # fast, and no max-length warnings
     import torch
 
     previous_threads = torch.get_num_threads()
@@ -115,12 +115,12 @@ def mine(
         torch.set_num_threads(int(threads))
     start = time.perf_counter()
     try:
-        for batch in iter_token_batches(
-            source, encoder, seq_len=seq_len, batch_size=batch_size, max_tokens=max_tokens,
-            bos_id=bos, pad_id=pad, split=split, progress=progress,
+        for batch, rows in corpus_rows(
+            source, subject, seq_len=seq_len, batch_size=batch_size, max_tokens=max_tokens,
+            split=split, row_text=aggregator.row_text, progress=progress,
         ):
             gains, model_logp, baseline_logp = score_batch(subject, other, batch.tokens, float(floor), device)
-            aggregator.update(batch, gains, model_logp, baseline_logp)
+            aggregator.update(batch, gains, model_logp, baseline_logp, text=rows)
             if callback is not None:
                 callback(aggregator)
     finally:

@@ -291,14 +291,14 @@ def test_cli_writes_a_draft_that_runs_as_is(planted, models, corpus, pytester, c
 def _record_documents(monkeypatch) -> list[str]:
     """The names of the documents the miner streams (one entry per window)."""
     names: list[str] = []
-    stream = mine_run.iter_token_batches
+    stream = mine_run.corpus_rows
 
     def recording(*args, **kwargs):
-        for batch in stream(*args, **kwargs):
+        for batch, rows in stream(*args, **kwargs):
             names.extend(batch.names)
-            yield batch
+            yield batch, rows
 
-    monkeypatch.setattr(mine_run, "iter_token_batches", recording)
+    monkeypatch.setattr(mine_run, "corpus_rows", recording)
     return names
 
 
