@@ -30,9 +30,22 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from interp_checks.checks.base import MODEL, WEIGHT_NULL, Check, CheckError, ModelShape, Needs, Prepared, get_check
+from interp_checks.checks.base import (
+    MODEL,
+    NULL,
+    WEIGHT_NULL,
+    Check,
+    CheckError,
+    CorpusMeasurement,
+    CorpusPass,
+    ModelShape,
+    Needs,
+    Prepared,
+    get_check,
+)
 from interp_checks.claims.expect import negate
 from interp_checks.claims.schema import ClaimFileError, ClaimSpec, Problem, Tier, problems_error
+from interp_checks.inputs.streams import corpus_passes, corpus_rows
 from interp_checks.runner import capture, read_weights
 from interp_checks.inputs.generators import (
     DEFAULT_MAX_INPUT_TOKENS,
@@ -110,6 +123,8 @@ class PreparedClaim:
     figure_notes: list[str] = field(default_factory=list)  # pictures that could not be drawn, and why
     # per expectation: the per-sample values it was judged on and the null's ([n, draws], None: zero)
     samples: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    # corpus claims: per corpus pass (in ``prepared.corpora`` order), what the check concluded
+    corpus_measurements: list[CorpusMeasurement] = field(default_factory=list)
 
     @property
     def model_key(self) -> str:
@@ -295,6 +310,11 @@ class Engine:
                 if not problems:
                     raise  # a bug in the check: evaluate() reports it as an internal error
                 # a check may trip over keys already reported as problems; those are what to fix first
+        if prepared is not None and prepared.sampling == "corpus" and inputs is not None:
+            try:
+                prepared.corpora = corpus_passes(inputs, models[MODEL].n_ctx)
+            except InputSpecError as error:
+                problems.append(Problem(Tier.INPUTS, str(error)))
         if problems:
             raise problems_error(spec.path, spec.id, problems)
         assert check is not None and prepared is not None and inputs is not None  # no problem means all were made
@@ -393,7 +413,10 @@ class Engine:
         for claim in claims:
             if claim.prepared.sampling == "weights":
                 self._measure_weights(claim)
-        claims = [claim for claim in claims if claim.prepared.sampling != "weights"]
+        streamed = [claim for claim in claims if claim.prepared.sampling == "corpus"]
+        if streamed:
+            self._run_corpus_claims(streamed)
+        claims = [claim for claim in claims if claim.prepared.sampling == "sequence"]
         if not claims:
             return
         models: dict[str, Any] = {}
@@ -502,6 +525,72 @@ class Engine:
         _draw_check_figures(claim, {MODEL: {**weights, WEIGHT_NULL: drawn}}, {})
         claim.measure_s += time.perf_counter() - start
 
+    def _run_corpus_claims(self, claims: list[PreparedClaim]) -> None:
+        """Claims that stream corpora (``Prepared.sampling == "corpus"``): each (model, corpus pass)
+        is streamed once for all its claims, with the union of their hooks, and each claim's
+        aggregate folds in every batch; then each random-weights twin streams the pass's first
+        ``null_tokens`` tokens for the claims' nulls. Memory: one batch of activations plus the
+        claims' bounded aggregates (``checks.base.AggregatesCorpus``)."""
+        start = time.perf_counter()
+        streams: dict[tuple[str, Any], list[PreparedClaim]] = defaultdict(list)
+        for claim in claims:
+            for corpus in claim.prepared.corpora:
+                streams[(claim.model_key, corpus.key)].append(claim)
+        concluded: dict[int, dict[Any, CorpusMeasurement]] = defaultdict(dict)
+        for (model_key, corpus_key), members in streams.items():
+            loaded = members[0].models[MODEL]
+            passes = {id(claim): next(c for c in claim.prepared.corpora if c.key == corpus_key) for claim in members}
+            corpus = passes[id(members[0])]
+            needs = _merge([claim.prepared.needs.get(MODEL, Needs(frozenset())) for claim in members])
+            aggregates = {id(claim): _guarded(claim, "starting its aggregate", lambda: claim.check.aggregate(claim.prepared, passes[id(claim)], MODEL)) for claim in members}
+            self._stream(loaded, corpus, corpus.max_tokens, needs, members, aggregates, members[0].spec.base_dir)
+            nulls: dict[int, list[Any]] = defaultdict(list)
+            with_null = [claim for claim in members if claim.prepared.null_needs is not None and claim.error is None]
+            if with_null:
+                null_needs = _merge([claim.prepared.null_needs for claim in with_null])
+                null_tokens = max(passes[id(claim)].null_tokens for claim in with_null)
+                for twin in self._random_twins(loaded.spec):
+                    twin_aggregates = {
+                        id(claim): _guarded(claim, "starting its null aggregate", lambda: claim.check.aggregate(claim.prepared, passes[id(claim)], NULL))
+                        for claim in with_null
+                    }
+                    self._stream(twin, corpus, null_tokens, null_needs, with_null, twin_aggregates, members[0].spec.base_dir)
+                    for claim in with_null:
+                        nulls[id(claim)].append(twin_aggregates[id(claim)])
+            for claim in members:
+                if claim.error is None:
+                    measurement = _guarded(
+                        claim, "concluding",
+                        lambda: claim.check.conclude(claim.prepared, passes[id(claim)], aggregates[id(claim)], nulls[id(claim)]),
+                    )
+                    if measurement is not None:
+                        concluded[id(claim)][corpus_key] = measurement
+        shared = (time.perf_counter() - start) / len(claims)
+        for claim in claims:
+            claim.measure_s += shared
+            if claim.error is None:
+                claim.corpus_measurements = [concluded[id(claim)][corpus.key] for corpus in claim.prepared.corpora]
+                for measurement in claim.corpus_measurements:
+                    kept, notes = validated(measurement.figures, f"check {claim.check.name}")
+                    claim.figures.extend(kept)
+                    claim.figure_notes.extend(notes)
+
+    def _stream(
+        self, loaded: Any, corpus: CorpusPass, max_tokens: int, needs: Needs, claims: list[PreparedClaim], aggregates: dict[int, Any], base_dir: Any
+    ) -> None:
+        """Stream ``corpus`` (up to ``max_tokens``) through ``loaded``, every batch to each claim's aggregate."""
+        import torch
+
+        for rows, batch in corpus_rows(
+            corpus.source, loaded, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
+            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir,
+        ):
+            activations = capture(loaded.bridge, torch.as_tensor(rows.tokens, device=self.settings.device), needs)
+            for claim in claims:
+                if claim.error is None and aggregates.get(id(claim)) is not None:
+                    _guarded(claim, "aggregating a batch", lambda: aggregates[id(claim)].update(activations, batch))
+            del activations
+
     def _group_started(
         self, claims: list[PreparedClaim], position: tuple[int, int], models: list[str], twins: int, n: int, started: float
     ) -> GroupProgress:
@@ -555,9 +644,45 @@ class Engine:
             notes=list(claim.prepared.notes) + claim.figure_notes, figures=list(claim.figures),
         )
 
+    def _evaluate_corpus_claim(self, claim: PreparedClaim) -> ClaimResult:
+        """Each statistic of each corpus (``stat[corpus]`` when the claim names several, so a claim
+        that holds on one corpus and fails on another says so), pooled over tokens and resampled by
+        document (``stats.evaluate_pooled``); n is the fewest documents any corpus gave."""
+        spec, prepared = claim.spec, claim.prepared
+        from interp_checks.stats.pooled import evaluate_pooled
+
+        several = len(prepared.corpora) > 1
+        results, sizes, notes, nulls = [], [], list(prepared.notes), []
+        for corpus, measurement in zip(prepared.corpora, claim.corpus_measurements):
+            notes.extend(f"{corpus.label}: {note}" if several else note for note in measurement.notes)
+            for stat in prepared.statistics:
+                comparison = spec.expect[prepared.expectation_source.get(stat, stat)]
+                if stat in prepared.negated:
+                    comparison = negate(comparison)
+                pooled = measurement.statistics[stat]
+                name = f"{stat}[{corpus.label}]" if several else stat
+                evaluation = evaluate_pooled(
+                    pooled, comparison, statistic=name, alpha=self.settings.alpha, seed=spec.seed, n_resamples=self.settings.n_resamples
+                )
+                sizes.append(int(pooled.n_documents))
+                nulls.extend(name for name in pooled.nulls if name not in nulls)
+                claim.samples.append((None, None))  # pooled over tokens: no per-sample strip
+                results.append(ExpectationResult(name, str(comparison), evaluation, prepared.units.get(stat)))
+        notes.append(
+            "unit of sampling: the document (statistics pooled over each corpus's tokens; intervals and p-values "
+            "from resampling documents)"
+        )
+        return ClaimResult(
+            spec, Outcome.INCONCLUSIVE.value, results, model=claim.describe_models(),
+            null=claim.check.null_description(prepared), inputs=claim.inputs, n=min(sizes) if sizes else 0,
+            load_s=claim.load_s, measure_s=claim.measure_s, notes=notes + claim.figure_notes, figures=list(claim.figures),
+        )
+
     def _evaluate_claim(self, claim: PreparedClaim) -> ClaimResult:
         if claim.prepared.sampling == "weights":
             return self._evaluate_weight_claim(claim)
+        if claim.prepared.sampling == "corpus":
+            return self._evaluate_corpus_claim(claim)
         start = time.perf_counter()
         spec = claim.spec
         results = []
@@ -710,7 +835,7 @@ class Engine:
         """Run claims as one group; None, or why the shared run failed (a message, not an exception)."""
         for claim in claims:  # a rerun starts clean
             claim.measurements, claim.null_measurements, claim.error = defaultdict(list), defaultdict(list), None
-            claim.figures, claim.figure_notes, claim.samples = [], [], []
+            claim.figures, claim.figure_notes, claim.samples, claim.corpus_measurements = [], [], [], []
         self._open_group = None
         try:
             self._run_group(claims, position)

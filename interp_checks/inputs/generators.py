@@ -449,4 +449,4 @@ def random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Gene
 
 
 # Text generators register themselves on import; imported last because they use register_generator.
-from interp_checks.inputs import text_generators  # noqa: E402,F401
+from interp_checks.inputs import streams, text_generators  # noqa: E402,F401

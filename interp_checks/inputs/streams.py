@@ -9,14 +9,15 @@ rows' text is rebuilt from each token's decoded string (:class:`RowText`), never
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from interp_checks.inputs.corpora import Document, TokenBatch, iter_token_batches
-from interp_checks.inputs.generators import InputBatch
+from interp_checks.checks.base import CorpusPass
+from interp_checks.inputs.corpora import SPLITS, Document, TokenBatch, iter_token_batches
+from interp_checks.inputs.generators import InputBatch, InputSpecError, register_generator
 
-__all__ = ["RowText", "corpus_rows", "token_strings"]
+__all__ = ["STREAM_KIND", "RowText", "corpus_passes", "corpus_rows", "token_strings"]
 
 
 def token_strings(tokenizer: Any, special_ids: Iterable[int] = ()) -> np.ndarray:
@@ -95,3 +96,49 @@ def corpus_rows(
         bos_id=bos, pad_id=bos if bos is not None else 0, split=split, base_dir=base_dir, progress=progress,
     ):
         yield rows, text.batch(rows)
+
+
+# -- the inputs kind of corpus claims -------------------------------------------------------------
+
+STREAM_KIND = "corpus_stream"
+MAX_STREAM_TOKENS = 50_000_000
+
+
+@register_generator(
+    STREAM_KIND,
+    defaults={"source": "stdlib", "split": "heldout", "max_tokens": 100_000, "seq_len": 128, "null_tokens": 16_384},
+    limits={"max_tokens": MAX_STREAM_TOKENS, "null_tokens": MAX_STREAM_TOKENS},
+    size=lambda p: 0,  # streamed with bounded memory: nothing is allocated per token of the corpus
+    description=(
+        "a corpus streamed through the model for corpus claims (neuron_regex, top_examples, ...): rows of "
+        "seq_len tokens of each document of the split, up to max_tokens; several sources separated by commas "
+        "(source: stdlib-docs,stdlib-code) are judged each on its own"
+    ),
+)
+def corpus_stream(params: dict[str, Any], vocab: Any, rng: np.random.Generator) -> Any:
+    raise InputSpecError(
+        f"inputs kind {STREAM_KIND!r} is streamed by the engine for corpus claims (neuron_regex, top_examples, ...); "
+        "a check that measures per sequence reads kind: corpus (windows of text) instead"
+    )
+
+
+def corpus_passes(inputs: Mapping[str, Any], n_ctx: int) -> tuple[CorpusPass, ...]:
+    """The :class:`CorpusPass` of each source of a normalised ``corpus_stream`` spec (``seq_len`` capped
+    at the model's context). Raises InputSpecError for another kind or an unknown split."""
+    if inputs.get("kind") != STREAM_KIND:
+        raise InputSpecError(
+            f"this check streams a corpus: give inputs: {{kind: {STREAM_KIND}, source: stdlib-code, split: heldout, "
+            f"max_tokens: 100000}}, not kind {inputs.get('kind')!r}"
+        )
+    if inputs["split"] not in SPLITS:
+        raise InputSpecError(f"inputs.split must be one of {', '.join(SPLITS)}, got {inputs['split']!r}")
+    sources = [part.strip() for part in str(inputs["source"]).split(",") if part.strip()]
+    if not sources or len(set(sources)) != len(sources):
+        raise InputSpecError(f"inputs.source must name one or more distinct corpora separated by commas, got {inputs['source']!r}")
+    seq_len = min(int(inputs["seq_len"]), int(n_ctx))
+    if seq_len < 2:
+        raise InputSpecError(f"inputs.seq_len must be at least 2 (BOS and one token), got {inputs['seq_len']}")
+    return tuple(
+        CorpusPass(source, inputs["split"], int(inputs["max_tokens"]), seq_len, min(int(inputs["null_tokens"]), int(inputs["max_tokens"])))
+        for source in sources
+    )

@@ -1,4 +1,4 @@
-"""The model zoo: small attention-only transformers trained offline, by documented seeded recipes.
+"""The model zoo: small transformers (attention-only, and 1-layer SoLU language models) trained offline, by documented seeded recipes.
 
 Why a zoo of our own: tests of interpretability claims need models where the claim is known to be
 true (induction heads in 2L+ attention-only models) and known to be false (a 1L model cannot form
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ZOO_NAMES = ("attn-only-1l", "attn-only-2l", "attn-only-3l", "attn-only-4l")
+ZOO_NAMES = ("attn-only-1l", "attn-only-2l", "attn-only-3l", "attn-only-4l", "solu-1l", "solu-1l-wide")
 
 
 def zoo_dir() -> Path:

@@ -421,6 +421,12 @@ def _batch_text(shape: dict[str, int]) -> str:
     return " + ".join(parts) + f" = {shape['tokens']:,} tokens per step"
 
 
+def _kind_of(recipe: Recipe) -> str:
+    if recipe.attn_only:
+        return "An attention-only transformer"
+    return f"A transformer with an MLP of {recipe.d_mlp} neurons ({recipe.act_fn}) in each block"
+
+
 def model_card(recipe: Recipe, meta: dict[str, Any]) -> str:
     """A README.md for the checkpoint folder: what it is, how it was made, what it measurably does."""
     ev, tr, data = meta["evaluation"], meta["training"], meta["data"]
@@ -443,7 +449,7 @@ def model_card(recipe: Recipe, meta: dict[str, Any]) -> str:
 
 {recipe.description}.
 
-An attention-only transformer ({recipe.n_layers} layer{'s' if recipe.n_layers > 1 else ''}, d_model {recipe.d_model},
+{_kind_of(recipe)} ({recipe.n_layers} layer{'s' if recipe.n_layers > 1 else ''}, d_model {recipe.d_model},
 {recipe.n_heads} heads of d_head {recipe.d_head}, {recipe.normalization_type} normalization, {recipe.positional_embedding_type} positions,
 n_ctx {recipe.n_ctx}, vocabulary {recipe.d_vocab}) trained on CPU by `interp_checks.zoo` for the tests of
 `interp_checks`. Native checkpoint format (`config.json` + `model.safetensors` + `tokenizer.json`); load it with
