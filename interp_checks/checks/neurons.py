@@ -35,7 +35,7 @@ all neurons of the layer, because the claimed neuron was found by searching them
 the random twins; and, in the trained model, the **best neuron for a random token class** of the
 same number of token types and about the same frequency (``stats.frequency_matched_class``;
 averaged over ``RANDOM_CLASSES`` classes): what searching all neurons finds for a class that means
-nothing. Both are computed on the first ``null_tokens`` tokens of the stream (16,384 by default):
+nothing. Both are computed on the first ``null_tokens`` tokens of the stream (8,192 by default):
 fewer tokens than the claim's estimate, which makes a best-of-N null higher, not lower.
 """
 

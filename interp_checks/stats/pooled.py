@@ -621,24 +621,32 @@ def _column_correlations(activations: np.ndarray, match: np.ndarray) -> np.ndarr
     return np.where(np.isfinite(r), r, math.nan)
 
 
-def best_over_columns(activations: npt.ArrayLike, match: npt.ArrayLike, k: int) -> dict[str, tuple[float, int]]:
-    """For each statistic ("auroc", "precision", "recall", "top_share", "correlation"), the best value
-    over the columns (neurons) of ``activations`` [T, N] and its column: the value a claimed neuron
-    must beat when the null is "the best of N neurons" (precision and recall at each column's own
-    half-max threshold). Column -1 and NaN where no column is defined."""
-    x = np.asarray(activations, dtype=float)
+def column_statistics(activations: npt.ArrayLike, match: npt.ArrayLike, k: int) -> dict[str, np.ndarray]:
+    """Each statistic ("auroc", "precision", "recall", "top_share", "correlation") of every column
+    (neuron) of ``activations`` [T, N] against ``match`` [T], tokens pooled: [N] values each
+    (precision and recall at each column's own half-max threshold; NaN where undefined). For sweeps
+    over a layer's neurons (``hypotheses/explore_neurons.py``) and the best-of-N nulls."""
+    x = np.asarray(activations)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(float)
     hit = np.asarray(match, dtype=bool)
     if x.ndim != 2 or hit.shape != (x.shape[0],):
         raise ValueError(f"need activations [T, N] and match [T], got shapes {x.shape} and {hit.shape}")
     fires = x >= 0.5 * x.max(axis=0)
     firing_hits = (fires & hit[:, None]).sum(axis=0).astype(float)
     return {
-        "auroc": _best(_column_aurocs(x, hit)),
-        "precision": _best(_ratio(firing_hits, fires.sum(axis=0).astype(float))),
-        "recall": _best(_ratio(firing_hits, np.full(x.shape[1], float(hit.sum())))),
-        "top_share": _best(_column_top_shares(x, hit, int(k))),
-        "correlation": _best(_column_correlations(x, hit)),
+        "auroc": _column_aurocs(x, hit),
+        "precision": _ratio(firing_hits, fires.sum(axis=0).astype(float)),
+        "recall": _ratio(firing_hits, np.full(x.shape[1], float(hit.sum()))),
+        "top_share": _column_top_shares(x, hit, int(k)),
+        "correlation": _column_correlations(x, hit),
     }
+
+
+def best_over_columns(activations: npt.ArrayLike, match: npt.ArrayLike, k: int) -> dict[str, tuple[float, int]]:
+    """For each statistic of :func:`column_statistics`, the best value over the columns (neurons) and
+    its column: the value a claimed neuron must beat when the null is "the best of N neurons".
+    Column -1 and NaN where no column is defined."""
+    return {name: _best(values) for name, values in column_statistics(activations, match, k).items()}
 
 
 def frequency_matched_class(tokens: npt.ArrayLike, match: npt.ArrayLike, rng: np.random.Generator, *, nearest: int = 3) -> np.ndarray:
