@@ -586,7 +586,7 @@ class Engine:
 
         for rows, batch in corpus_rows(
             corpus.source, loaded, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
-            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir,
+            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir, rows_per_document=corpus.rows_per_document,
         ):
             activations = capture(loaded.bridge, torch.as_tensor(rows.tokens, device=self.settings.device), needs)
             for claim in claims:

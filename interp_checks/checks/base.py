@@ -103,6 +103,7 @@ class CorpusPass:
     max_tokens: int = 100_000
     seq_len: int = 128
     null_tokens: int = 8_192
+    rows_per_document: int | None = None  # only each document's first rows (None: all of them)
 
     @property
     def label(self) -> str:
@@ -110,9 +111,9 @@ class CorpusPass:
         return self.source if self.split == "all" else f"{self.source}/{self.split}"
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
+    def key(self) -> tuple[str, str, int, int, int | None]:
         """Claims whose passes share this key share one stream (``null_tokens`` only bounds the twins')."""
-        return (self.source, self.split, self.max_tokens, self.seq_len)
+        return (self.source, self.split, self.max_tokens, self.seq_len, self.rows_per_document)
 
 
 class CorpusAggregate(Protocol):
