@@ -147,12 +147,15 @@ def _shape_of(model: Any) -> ModelShape:
 
 
 def _resolve_input_paths(inputs: Mapping[str, Any], base_dir: Any) -> dict[str, Any]:
-    """A corpus ``source`` path resolves against the claim file's folder, like model paths."""
+    """A corpus ``source`` path resolves against the claim file's folder, like model paths (each of a
+    corpus stream's comma-separated sources on its own)."""
     resolved = dict(inputs)
     if isinstance(resolved.get("source"), str):
         from interp_checks.inputs.corpora import resolve_source
+        from interp_checks.inputs.streams import STREAM_KIND
 
-        resolved["source"] = str(resolve_source(resolved["source"], base_dir=base_dir))
+        parts = resolved["source"].split(",") if resolved.get("kind") == STREAM_KIND else [resolved["source"]]
+        resolved["source"] = ",".join(str(resolve_source(part.strip(), base_dir=base_dir)) for part in parts if part.strip())
     return resolved
 
 

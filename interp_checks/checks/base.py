@@ -102,7 +102,7 @@ class CorpusPass:
     split: str = "heldout"
     max_tokens: int = 100_000
     seq_len: int = 128
-    null_tokens: int = 16_384
+    null_tokens: int = 8_192
 
     @property
     def label(self) -> str:

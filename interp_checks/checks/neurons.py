@@ -35,7 +35,7 @@ all neurons of the layer, because the claimed neuron was found by searching them
 the random twins; and, in the trained model, the **best neuron for a random token class** of the
 same number of token types and about the same frequency (``stats.frequency_matched_class``;
 averaged over ``RANDOM_CLASSES`` classes): what searching all neurons finds for a class that means
-nothing. Both are computed on the first ``null_tokens`` tokens of the stream (16,384 by default):
+nothing. Both are computed on the first ``null_tokens`` tokens of the stream (8,192 by default):
 fewer tokens than the claim's estimate, which makes a best-of-N null higher, not lower.
 """
 
@@ -344,6 +344,12 @@ class _NeuronCorpusCheck:
                 f"token shaded by the neuron's activation; the outlined token is the one ranked. Labels say whether it "
                 f"matches {regex!r}.",
             ))
+        if activation.size:
+            from interp_checks.figures import KINDS
+
+            if "histogram" in KINDS:  # TEMPORARY until the report branch adds the kind
+                figures.append(activation_histogram(name, regex, corpus, activation, match))
+            figures.append(band_bars(name, regex, corpus, activation, match))
         return figures
 
     def null_description(self, prepared: Prepared) -> str:
@@ -352,6 +358,53 @@ class _NeuronCorpusCheck:
             "(max over the layer's neurons), and the best neuron of this model for a random token class of the same size "
             "and frequency"
         )
+
+
+HISTOGRAM_BINS = 40
+
+
+def activation_histogram(name: str, regex: str, corpus: CorpusPass, activation: np.ndarray, match: np.ndarray) -> Figure:
+    """A ``histogram`` of the neuron's activations on matching and other tokens, over shared bins."""
+    edges = np.linspace(float(activation.min()), float(activation.max()), HISTOGRAM_BINS + 1)
+    if edges[0] == edges[-1]:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    series = [
+        {"label": f"matches {regex} ({int(match.sum()):,} tokens)", "counts": np.histogram(activation[match], edges)[0].tolist()},
+        {"label": f"other tokens ({int((~match).sum()):,})", "counts": np.histogram(activation[~match], edges)[0].tolist()},
+    ]
+    data = {"edges": edges.tolist(), "series": series, "x_label": f"{name} activation", "log_y": True}
+    return Figure(
+        "histogram",
+        f"{name}: activations on tokens that match and that do not",
+        rounded(data),
+        f"Every token of {corpus.label} (tokens pooled over documents), binned by {name}'s activation; each group "
+        "is shown as a share of its own tokens, so a rare class is visible beside a common one.",
+    )
+
+
+def band_bars(name: str, regex: str, corpus: CorpusPass, activation: np.ndarray, match: np.ndarray) -> Figure:
+    """``bars``: the share of matching tokens in each band of the activation range, ranked from the
+    top, beside the share among all tokens (what a neuron unrelated to the regex would show)."""
+    order = np.argsort(-activation, kind="stable")
+    labels, values = [], []
+    for band, (low, high) in BANDS.items():
+        chosen = order[int(np.floor(order.size * low / 100)) : max(int(np.ceil(order.size * high / 100)), 1)]
+        labels.append(band)
+        values.append(float(match[chosen].mean()) if chosen.size else float("nan"))
+    data = {
+        "labels": labels,
+        "values": values,
+        "value_label": f"share matching {regex}",
+        "lines": [{"value": float(match.mean()), "label": "share among all tokens"}],
+    }
+    return Figure(
+        "bars",
+        f"{name}: how much of each band of its activation range matches",
+        rounded(data),
+        f"Tokens of {corpus.label} ranked by {name}'s activation, cut into bands from the top (top 1%, 1-5%, 5-20%, "
+        "20-50%); each bar is the share of the band's tokens that match (point estimates; the claims' intervals are "
+        "in the table). A neuron monosemantic only at its top has a high first bar and low later ones.",
+    )
 
 
 def _share(mask: np.ndarray) -> float:

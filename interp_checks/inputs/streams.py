@@ -106,7 +106,7 @@ MAX_STREAM_TOKENS = 50_000_000
 
 @register_generator(
     STREAM_KIND,
-    defaults={"source": "stdlib", "split": "heldout", "max_tokens": 100_000, "seq_len": 128, "null_tokens": 16_384},
+    defaults={"source": "stdlib", "split": "heldout", "max_tokens": 100_000, "seq_len": 128, "null_tokens": 8_192},
     limits={"max_tokens": MAX_STREAM_TOKENS, "null_tokens": MAX_STREAM_TOKENS},
     size=lambda p: 0,  # streamed with bounded memory: nothing is allocated per token of the corpus
     description=(

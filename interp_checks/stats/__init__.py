@@ -19,6 +19,20 @@ from interp_checks.stats.comparison import Comparison, ComparisonOp
 from interp_checks.stats.evaluate import Evaluation, evaluate, evaluate_against_draws, evaluate_largest_mean, evaluate_many
 from interp_checks.stats.estimators import ESTIMATORS, display_unit, display_values, evaluate_with
 from interp_checks.stats.ratios import evaluate_ratio_of_means, evaluate_share_beaten, ratio_shares
+from interp_checks.stats.pooled import (
+    PooledStatistic,
+    auroc_statistic,
+    band_share_statistic,
+    best_over_columns,
+    column_statistics,
+    correlation_statistic,
+    evaluate_pooled,
+    firing_precision_statistic,
+    firing_recall_statistic,
+    firing_threshold,
+    frequency_matched_class,
+    top_share_statistic,
+)
 from interp_checks.stats.multiplicity import AdjustMethod, adjust_p_values
 from interp_checks.stats.verdict import ClaimDecision, Outcome, claim_p_values, combine, decide, decide_claim
 
@@ -30,10 +44,16 @@ __all__ = [
     "ComparisonOp",
     "Evaluation",
     "Outcome",
+    "PooledStatistic",
     "adjust_p_values",
+    "auroc_statistic",
+    "band_share_statistic",
+    "best_over_columns",
+    "column_statistics",
     "claim_p_values",
     "cluster_means",
     "combine",
+    "correlation_statistic",
     "decide",
     "decide_claim",
     "ratio_shares",
@@ -43,7 +63,13 @@ __all__ = [
     "evaluate_against_draws",
     "evaluate_largest_mean",
     "evaluate_many",
+    "evaluate_pooled",
     "evaluate_ratio_of_means",
     "evaluate_share_beaten",
     "evaluate_with",
+    "firing_precision_statistic",
+    "firing_recall_statistic",
+    "firing_threshold",
+    "frequency_matched_class",
+    "top_share_statistic",
 ]

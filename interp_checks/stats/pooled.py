@@ -1,0 +1,680 @@
+"""Token statistics pooled over documents, judged with the document as the unit of sampling.
+
+A neuron claim ("L0N123 mimics the regex ``\\d``") is read from a corpus pass that keeps, per token,
+the neuron's activation, whether the token matches the pattern in context, and the document it came
+from. The statistics are *pooled over tokens* (one AUROC over every token, not a mean of
+per-document AUROCs), but tokens of one document are not independent (a document about prices is
+full of digits and of whatever the neuron also likes there), so every interval and p-value comes
+from resampling *documents*: a cluster bootstrap.
+
+How one statistic is represented (:class:`PooledStatistic`): a vectorised function of document
+weights. A bootstrap resample draws documents with replacement; a document drawn w times is the
+document's tokens w times, so each statistic is a function of a weights matrix [B, documents]
+(all ones: the observed sample), computed from per-document sufficient sums (histograms, counts,
+moments) with one matrix product per batch. Where the exact statistic has no such form (the AUROC,
+a rank statistic), ``value`` is a close approximation used only for resampling and ``exact`` is the
+observed value; the bootstrap values are shifted by ``exact - value(ones)``.
+
+How it is judged (:func:`evaluate_pooled`):
+
+* interval: ``scipy.stats.bootstrap`` over the document indices, BCa (acceleration from the
+  jackknife over documents), at level 1 - 2*alpha like every interval here; the percentile interval
+  where BCa is undefined (some resamples have no defined value, e.g. no matching token; the
+  jackknife has no spread), with a note;
+* p-values: by inverting that interval. The one-sided p for "statistic > t" is the smallest alpha
+  at which the one-sided (1 - alpha) lower bound excludes t. For BCa the bound is the bootstrap
+  quantile at Phi(z0 + u / (1 - a u)) with u = z0 + z_alpha; solving for the level where that
+  quantile equals t gives u = (w - z0) / (1 + a (w - z0)) with w = Phi^-1(share of resamples <= t),
+  and p = Phi(u - z0) (:func:`interp_checks.stats.evaluate._bca_p_below`). For the percentile
+  interval it is the share of resamples on the other side of t, floored at 1 / (B + 1). ``between``
+  is TOST (p = the larger); its refutation either opposite (p = 2 x the smaller, Bonferroni);
+* effect size: the estimate minus the largest (most demanding) named null, e.g. "the best of all
+  neurons of a random-weights model" or "the best neuron for a random token class of the same size
+  and frequency" (:func:`best_over_columns`, :func:`frequency_matched_class` compute those).
+
+Thresholds and band edges read from the data (Neuron2Graph's half-max firing threshold, activation
+percentiles) are fixed at their observed values and not re-estimated per resample; each estimand
+says so. Degenerate inputs (fewer than 2 documents, no matching or no non-matching token, constant
+activations) give a NaN statistic with a note and an inconclusive evaluation, never an exception.
+
+Pure numpy/scipy: arrays in, :class:`Evaluation` out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse, stats
+
+from interp_checks.stats.comparison import Comparison, _format_number
+from interp_checks.stats.evaluate import (
+    _MAX_BATCH_ELEMENTS,
+    Evaluation,
+    _bca_constants,
+    _bca_p_below,
+    _check_common_arguments,
+    _margin,
+)
+
+__all__ = [
+    "PooledStatistic",
+    "auroc_statistic",
+    "band_share_statistic",
+    "best_over_columns",
+    "correlation_statistic",
+    "evaluate_pooled",
+    "firing_precision_statistic",
+    "firing_recall_statistic",
+    "firing_threshold",
+    "frequency_matched_class",
+    "top_share_statistic",
+]
+
+WeightsFunction = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PooledStatistic:
+    """A statistic pooled over the tokens of ``n_documents`` documents, as a function of document weights.
+
+    Attributes:
+        value: [B, n_documents] document weights (a document's multiplicity in a resample; all ones
+            is the observed sample) -> [B] values, vectorised; NaN where undefined on a resample.
+        n_documents: the number of documents, the unit of sampling.
+        estimand: what the statistic estimates, in words (and what was fixed from the observed sample).
+        nulls: the same statistic under named nulls (name -> value); the largest is the effect's baseline.
+        exact: the exact observed value when ``value`` is an approximation used for resampling speed.
+        unit: what the values are, for reports.
+        note: why the statistic is undefined on these tokens, or anything else its evaluation should say.
+    """
+
+    value: WeightsFunction
+    n_documents: int
+    estimand: str
+    nulls: Mapping[str, float] = field(default_factory=dict)
+    exact: float | None = None
+    unit: str | None = None
+    note: str | None = None
+
+    def at_unit_weights(self) -> float:
+        """``value`` on the observed sample (every document once)."""
+        if self.n_documents < 1:
+            return math.nan
+        return float(np.asarray(self.value(np.ones((1, self.n_documents))), dtype=float).reshape(-1)[0])
+
+    def observed(self) -> float:
+        """The point estimate: ``exact`` when given, else ``value`` at unit weights."""
+        return float(self.exact) if self.exact is not None else self.at_unit_weights()
+
+
+# --------------------------------------------------------------------------------------------------
+# judging a pooled statistic
+
+
+def _rowwise_bincount(indices: np.ndarray, n: int) -> np.ndarray:
+    """[rows, m] document indices -> [rows, n] multiplicities (a resample of indices as weights)."""
+    rows = indices.shape[0]
+    offsets = (np.arange(rows) * n)[:, None]
+    return np.bincount((indices + offsets).ravel(), minlength=rows * n).reshape(rows, n).astype(float)
+
+
+def _statistic_of_indices(stat: PooledStatistic) -> Callable[..., np.ndarray]:
+    """The vectorised statistic scipy.stats.bootstrap resamples: document indices -> weights -> value."""
+    n = stat.n_documents
+
+    def statistic(indices: np.ndarray, axis: int = -1) -> np.ndarray:
+        idx = np.moveaxis(np.asarray(indices), axis, -1)
+        lead = idx.shape[:-1]
+        weights = _rowwise_bincount(idx.reshape(-1, idx.shape[-1]).astype(np.intp), n)
+        return np.asarray(stat.value(weights), dtype=float).reshape(lead)
+
+    return statistic
+
+
+def _jackknife_values(stat: PooledStatistic) -> np.ndarray:
+    """The statistic with each document left out in turn ([n]): BCa's acceleration."""
+    n = stat.n_documents
+    rows = max(1, _MAX_BATCH_ELEMENTS // n)
+    out = []
+    for begin in range(0, n, rows):
+        weights = np.ones((min(rows, n - begin), n))
+        weights[np.arange(weights.shape[0]), begin + np.arange(weights.shape[0])] = 0.0
+        out.append(np.asarray(stat.value(weights), dtype=float).reshape(-1))
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class _Bootstrap:
+    """Bootstrap values (shifted to the exact estimate), scipy's BCa interval, and the jackknife."""
+
+    values: np.ndarray
+    bca: tuple[float, float]
+    jackknife: np.ndarray
+
+
+def _cluster_bootstrap(stat: PooledStatistic, level: float, n_resamples: int, seed: int, shift: float) -> _Bootstrap:
+    n = stat.n_documents
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap(
+            (np.arange(n),), _statistic_of_indices(stat), vectorized=True, confidence_level=level, method="BCa",
+            n_resamples=n_resamples, rng=np.random.default_rng(seed), batch=max(1, _MAX_BATCH_ELEMENTS // n), axis=-1,
+        )
+    values = np.asarray(result.bootstrap_distribution, dtype=float).reshape(-1) + shift
+    bca = (float(result.confidence_interval.low) + shift, float(result.confidence_interval.high) + shift)
+    return _Bootstrap(values, bca, _jackknife_values(stat) + shift)
+
+
+def _one_sided_p_functions(boot: _Bootstrap, estimate: float, use_bca: bool) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """(p for "statistic > t", p for "statistic < t") as functions of t, by inverting the interval."""
+    values = boot.values[np.isfinite(boot.values)]
+    if use_bca:
+        z0, acceleration = _bca_constants(estimate, values, boot.jackknife)
+        return (
+            lambda t: _bca_p_below(values, t, z0, acceleration),
+            lambda t: _bca_p_below(-values, -t, -z0, -acceleration),
+        )
+    size = values.size
+
+    def share(count: int) -> float:
+        return (1 + count) / (size + 1)
+
+    return (lambda t: share(int(np.count_nonzero(values <= t))), lambda t: share(int(np.count_nonzero(values >= t))))
+
+
+def _p_values(above: Callable[[float], float], below: Callable[[float], float], comparison: Comparison) -> tuple[float, float]:
+    """(p for the claim, p for its refutation) from the two one-sided p-functions."""
+    t = comparison.threshold
+    if comparison.op in (">=", ">"):
+        return above(t), below(t)
+    if comparison.op in ("<=", "<"):
+        return below(t), above(t)
+    assert comparison.upper is not None
+    return max(above(t), below(comparison.upper)), min(1.0, 2 * min(below(t), above(comparison.upper)))
+
+
+def _test_words(comparison: Comparison, method: str, n: int) -> str:
+    t = _format_number(comparison.threshold)
+    inversion = (
+        f"bootstrap test over {n} documents by inverting the {method} interval: p = the smallest alpha at which the "
+        "one-sided (1 - alpha) bound excludes the threshold"
+    )
+    if comparison.op == "between":
+        assert comparison.upper is not None
+        u = _format_number(comparison.upper)
+        return (
+            f"{inversion}; TOST: H0: statistic <= {t} or statistic >= {u} (p = larger of the two one-sided p); "
+            f"refutation H0: {t} <= statistic <= {u}, tested as statistic < {t} or > {u} (p = 2 x smaller, Bonferroni)"
+        )
+    if comparison.op in (">=", ">"):
+        return f"{inversion}; H0: statistic <= {t} (vs > {t}); refutation H0: statistic >= {t} (vs < {t})"
+    return f"{inversion}; H0: statistic >= {t} (vs < {t}); refutation H0: statistic <= {t} (vs > {t})"
+
+
+def _effect_against_nulls(estimate: float, nulls: Mapping[str, float], notes: list[str]) -> tuple[float | None, str | None, float | None]:
+    """(estimate minus the largest null, which null that is, the largest null); Nones without nulls."""
+    finite = {name: float(v) for name, v in nulls.items() if math.isfinite(float(v))}
+    if nulls:
+        notes.append("nulls: " + "; ".join(f"{name} = {float(v):.4g}" for name, v in nulls.items()))
+    if not finite:
+        return None, None, None
+    name = max(finite, key=finite.__getitem__)
+    effect = estimate - finite[name] if math.isfinite(estimate) else None
+    return effect, f"estimate minus the largest (most demanding) null value: {name}", finite[name]
+
+
+def _why_no_inference(n: int, estimate: float) -> str | None:
+    if n < 2:
+        return f"{n} document(s): a bootstrap over documents needs at least 2"
+    if not math.isfinite(estimate):
+        return "the statistic is undefined on these tokens (NaN)"
+    return None
+
+
+def evaluate_pooled(
+    stat: PooledStatistic,
+    comparison: Comparison,
+    *,
+    statistic: str,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_resamples: int = 9999,
+) -> Evaluation:
+    """Estimate, cluster-bootstrap interval and p-values for a claim about a pooled token statistic.
+
+    The document is the unit of sampling (see the module doc): resamples draw documents, never
+    tokens. Fewer than 2 documents or an undefined statistic give a NaN interval and p = 1 both ways
+    (inconclusive) with a note; nothing here raises on degenerate data.
+    """
+    alpha, n_resamples = _check_common_arguments(comparison, alpha, n_resamples)
+    n, level = int(stat.n_documents), 1.0 - 2.0 * alpha
+    notes = [stat.note] if stat.note else []
+    estimate = stat.observed()
+    effect, effect_kind, null_estimate = _effect_against_nulls(estimate, stat.nulls, notes)
+    common = dict(
+        statistic=statistic, comparison=comparison, n=n, estimate=estimate, ci_level=level, effect_size=effect,
+        effect_size_kind=effect_kind, null_estimate=null_estimate, estimand=stat.estimand,
+        margin=_margin(estimate, comparison) if math.isfinite(estimate) else None,
+    )
+    reason = _why_no_inference(n, estimate)
+    if reason is None:
+        shift = estimate - stat.at_unit_weights() if stat.exact is not None else 0.0
+        if stat.exact is not None:
+            notes.append(f"resampled values shifted by {shift:.3g} (exact value minus its fast approximation at unit weights)")
+        boot = _cluster_bootstrap(stat, level, n_resamples, seed, shift)
+        undefined = int(np.count_nonzero(~np.isfinite(boot.values)))
+        if undefined == boot.values.size:
+            reason = "the statistic is undefined on every resample of documents"
+    if reason is not None:
+        return Evaluation(
+            ci=(math.nan, math.nan), ci_method="none: " + reason, test="none: " + reason, p_value=1.0, p_value_refute=1.0,
+            note="; ".join([reason + ": no inference possible", *notes]), **common,
+        )
+    use_bca = undefined == 0 and all(math.isfinite(v) for v in boot.bca)
+    if use_bca:
+        ci, method = boot.bca, "BCa"
+    else:
+        finite = boot.values[np.isfinite(boot.values)]
+        ci, method = (float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))), "percentile"
+        why = f"{undefined} of {n_resamples} resamples had no defined value and were left out" if undefined else "its acceleration or bias correction is undefined (degenerate bootstrap or jackknife)"
+        notes.append(f"BCa undefined ({why}): percentile interval and percentile p-values instead")
+    above, below = _one_sided_p_functions(boot, estimate, use_bca)
+    p_claim, p_refute = _p_values(above, below, comparison)
+    return Evaluation(
+        ci=ci, ci_method=f"{method} bootstrap over {n} documents, {n_resamples} resamples",
+        test=_test_words(comparison, method, n), p_value=float(p_claim), p_value_refute=float(p_refute),
+        note="; ".join(notes) if notes else None, **common,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# constructors from per-token arrays
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """Validated per-token arrays: activation float[T], match bool[T], document int[T] in 0..n-1."""
+
+    activation: np.ndarray
+    match: np.ndarray
+    document: np.ndarray
+    n_documents: int
+
+
+def _tokens(activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, n_documents: int | None) -> _Tokens:
+    act = np.asarray(activation, dtype=float)
+    hit = np.asarray(match)
+    doc = np.asarray(document)
+    if act.ndim != 1 or hit.shape != act.shape or doc.shape != act.shape:
+        raise ValueError(f"activation, match and document must be 1-D of one length, got shapes {act.shape}, {hit.shape}, {doc.shape}")
+    if hit.dtype != bool:
+        raise ValueError(f"match must be boolean (whether each token matches), got dtype {hit.dtype}")
+    if doc.size and not np.issubdtype(doc.dtype, np.integer):
+        raise ValueError(f"document must hold integer document indices, got dtype {doc.dtype}")
+    if not np.all(np.isfinite(act)):
+        raise ValueError(f"activation has {int(np.count_nonzero(~np.isfinite(act)))} non-finite value(s)")
+    n = int(doc.max()) + 1 if n_documents is None and doc.size else int(n_documents or 0)
+    if doc.size and (doc.min() < 0 or doc.max() >= n):
+        raise ValueError(f"document indices must lie in 0..{n - 1}, got {doc.min()}..{doc.max()}")
+    return _Tokens(act, hit, doc.astype(np.intp), n)
+
+
+def _undefined_because(tokens: _Tokens) -> str | None:
+    """Why no statistic of the activation can tell matching tokens apart on these tokens, if so."""
+    if tokens.activation.size == 0:
+        return "no tokens"
+    matching = int(np.count_nonzero(tokens.match))
+    if matching == 0:
+        return "no token matches: the corpus does not test the claim"
+    if matching == tokens.match.size:
+        return "every token matches: nothing to tell them apart from"
+    if np.all(tokens.activation == tokens.activation[0]):
+        return f"every activation equals {tokens.activation[0]:.4g}: a constant neuron tells no tokens apart"
+    return None
+
+
+def _undefined(tokens: _Tokens, estimand: str, reason: str, nulls: Mapping[str, float], unit: str | None) -> PooledStatistic:
+    def value(weights: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(weights)[0], math.nan)
+
+    return PooledStatistic(value, tokens.n_documents, estimand, dict(nulls), math.nan, unit, f"undefined: {reason}")
+
+
+def _per_document(tokens: _Tokens, columns: np.ndarray) -> np.ndarray:
+    """[n_documents, k] per-document sums of per-token ``columns`` ([T, k])."""
+    out = np.zeros((tokens.n_documents, columns.shape[1]))
+    np.add.at(out, tokens.document, columns)
+    return out
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), math.nan)
+
+
+def _share_statistic(tokens: _Tokens, numerator: np.ndarray, denominator: np.ndarray, estimand: str, nulls: Mapping[str, float], unit: str, note: str | None = None) -> PooledStatistic:
+    """A ratio of two token counts pooled over documents: per-document counts, one product a resample."""
+    sums = _per_document(tokens, np.stack([numerator, denominator], axis=1).astype(float))
+
+    def value(weights: np.ndarray) -> np.ndarray:
+        pooled = np.asarray(weights, dtype=float) @ sums
+        return _ratio(pooled[:, 0], pooled[:, 1])
+
+    return PooledStatistic(value, tokens.n_documents, estimand, dict(nulls), None, unit, note)
+
+
+def _exact_auroc(activation: np.ndarray, match: np.ndarray) -> float:
+    """P(matching > non-matching) + P(tie) / 2 over all token pairs: Mann-Whitney U / (n1 n0)."""
+    n1 = int(np.count_nonzero(match))
+    n0 = match.size - n1
+    ranks = stats.rankdata(activation)
+    return float((ranks[match].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _activation_bins(activation: np.ndarray, n_bins: int) -> tuple[np.ndarray, int]:
+    """(bin of each token, number of bins): the distinct values when there are at most ``n_bins``
+    (then the binned AUROC is exact), else ~``n_bins`` quantile bins of the pooled activations."""
+    distinct, inverse = np.unique(activation, return_inverse=True)
+    if distinct.size <= n_bins:
+        return inverse.reshape(-1), int(distinct.size)
+    edges = np.unique(np.quantile(activation, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    return np.searchsorted(edges, activation, side="right"), int(edges.size + 1)
+
+
+def _binned_auroc(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """AUROC from [B, bins] weighted histograms (bins ascending; a pair inside one bin counts 1/2)."""
+    below = np.cumsum(negatives, axis=1) - negatives
+    wins = np.sum(positives * (below + 0.5 * negatives), axis=1)
+    return _ratio(wins, positives.sum(axis=1) * negatives.sum(axis=1))
+
+
+def _in_row_chunks(function: WeightsFunction, weights: np.ndarray, width: int) -> np.ndarray:
+    """``function`` over chunks of rows so that an intermediate [rows, width] stays ~32 MiB."""
+    weights = np.asarray(weights, dtype=float)
+    rows = max(1, _MAX_BATCH_ELEMENTS // max(width, 1))
+    if weights.shape[0] <= rows:
+        return function(weights)
+    return np.concatenate([function(weights[i : i + rows]) for i in range(0, weights.shape[0], rows)])
+
+
+def auroc_statistic(
+    activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, *, n_documents: int | None = None,
+    nulls: Mapping[str, float] | None = None, n_bins: int = 1024,
+) -> PooledStatistic:
+    """AUROC of the activation for matching vs non-matching tokens, tokens pooled over documents.
+
+    ``exact`` is the rank AUROC (ties 1/2); resamples use per-document histograms over ~``n_bins``
+    quantile bins of the pooled activations (a pair inside one bin counts 1/2), so a resample is
+    ``weights @ counts``: exact when there are at most ``n_bins`` distinct activations.
+    """
+    tokens = _tokens(activation, match, document, n_documents)
+    estimand = "AUROC of the activation for matching vs non-matching tokens, tokens pooled over documents"
+    reason = _undefined_because(tokens)
+    if reason:
+        return _undefined(tokens, estimand, reason, nulls or {}, "AUROC")
+    bins, k = _activation_bins(tokens.activation, n_bins)
+    shape = (tokens.n_documents, k)
+    positives = sparse.csr_array((tokens.match.astype(float), (tokens.document, bins)), shape=shape)
+    negatives = sparse.csr_array(((~tokens.match).astype(float), (tokens.document, bins)), shape=shape)
+
+    def binned(weights: np.ndarray) -> np.ndarray:
+        return _binned_auroc((positives.T @ weights.T).T, (negatives.T @ weights.T).T)
+
+    def value(weights: np.ndarray) -> np.ndarray:
+        return _in_row_chunks(binned, weights, 3 * k)
+
+    return PooledStatistic(value, tokens.n_documents, estimand, dict(nulls or {}), _exact_auroc(tokens.activation, tokens.match), "AUROC")
+
+
+def firing_threshold(activation: npt.ArrayLike) -> float:
+    """Half the largest activation (Neuron2Graph's rule for when a neuron fires)."""
+    return 0.5 * float(np.max(np.asarray(activation, dtype=float)))
+
+
+def _firing(tokens: _Tokens, threshold: float | None) -> tuple[np.ndarray, float, str]:
+    t = firing_threshold(tokens.activation) if threshold is None else float(threshold)
+    how = "half the largest observed activation, Neuron2Graph's rule" if threshold is None else "given"
+    return tokens.activation >= t, t, f"firing = activation >= {t:.4g} ({how}; fixed from the observed sample, not re-estimated per resample)"
+
+
+def firing_precision_statistic(
+    activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, threshold: float | None = None, *,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None,
+) -> PooledStatistic:
+    """P(match | the neuron fires), tokens pooled over documents; ``threshold`` defaults to :func:`firing_threshold`."""
+    tokens = _tokens(activation, match, document, n_documents)
+    reason = _undefined_because(tokens)
+    if reason:
+        return _undefined(tokens, "precision: share of firing tokens that match", reason, nulls or {}, "share of tokens")
+    fires, _, words = _firing(tokens, threshold)
+    estimand = f"precision: share of firing tokens that match, tokens pooled over documents; {words}"
+    note = None if fires.any() else "no token reaches the firing threshold: precision is undefined"
+    return _share_statistic(tokens, fires & tokens.match, fires, estimand, nulls or {}, "share of tokens", note)
+
+
+def firing_recall_statistic(
+    activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, threshold: float | None = None, *,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None,
+) -> PooledStatistic:
+    """P(the neuron fires | match), tokens pooled over documents; ``threshold`` defaults to :func:`firing_threshold`."""
+    tokens = _tokens(activation, match, document, n_documents)
+    reason = _undefined_because(tokens)
+    if reason:
+        return _undefined(tokens, "recall: share of matching tokens on which the neuron fires", reason, nulls or {}, "share of tokens")
+    fires, _, words = _firing(tokens, threshold)
+    estimand = f"recall: share of matching tokens on which the neuron fires, tokens pooled over documents; {words}"
+    return _share_statistic(tokens, fires & tokens.match, tokens.match, estimand, nulls or {}, "share of tokens")
+
+
+def _top_share_of_groups(token_weights: np.ndarray, matching: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
+    """Share matching among the top k of a weighted sample, from tokens sorted by activation
+    (descending) and grouped by equal activation: a group straddling the k-th place contributes the
+    places left, at its own matching share (the average over every order of its ties)."""
+    weight = np.add.reduceat(token_weights, starts, axis=1)
+    matched = np.add.reduceat(token_weights * matching, starts, axis=1)
+    before = np.cumsum(weight, axis=1) - weight
+    taken = np.clip(k - before, 0.0, weight)
+    share = np.nan_to_num(_ratio(matched, weight))  # a group of weight 0 is never taken
+    return _ratio(np.sum(taken * share, axis=1), taken.sum(axis=1))
+
+
+def top_share_statistic(
+    activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, k: int, *,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None,
+) -> PooledStatistic:
+    """The share of the k largest activations whose token matches, tokens pooled over documents.
+
+    Under resampling a document of weight w contributes its tokens w times: the top k of the
+    weighted sample, fractional at the boundary; tied activations at the boundary share the places
+    left in proportion (the average over tie orders).
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = int(k)
+    tokens = _tokens(activation, match, document, n_documents)
+    estimand = f"share of the {k} largest activations whose token matches, tokens pooled over documents"
+    reason = _undefined_because(tokens)
+    if reason:
+        return _undefined(tokens, estimand, reason, nulls or {}, "share of tokens")
+    order = np.argsort(-tokens.activation, kind="stable")
+    sorted_act, sorted_doc, sorted_match = tokens.activation[order], tokens.document[order], tokens.match[order].astype(float)
+    starts = np.flatnonzero(np.r_[True, sorted_act[1:] != sorted_act[:-1]])
+    # candidates: the first groups holding 4k tokens; rows whose candidates weigh less than k use all tokens
+    cut = int(np.searchsorted(starts, min(4 * k, sorted_act.size), side="left"))
+    head_starts = starts[: max(cut, 1)]
+    head = int(starts[cut]) if cut < starts.size else sorted_act.size
+
+    def share(weights: np.ndarray, size: int, group_starts: np.ndarray) -> np.ndarray:
+        return _top_share_of_groups(weights[:, sorted_doc[:size]], sorted_match[:size], group_starts, k)
+
+    def value(weights: np.ndarray) -> np.ndarray:
+        weights = np.asarray(weights, dtype=float)
+        out = _in_row_chunks(lambda w: share(w, head, head_starts), weights, 3 * head)
+        short = weights[:, sorted_doc[:head]].sum(axis=1) < k if head < sorted_act.size else np.zeros(weights.shape[0], bool)
+        if short.any():
+            out[short] = _in_row_chunks(lambda w: share(w, sorted_act.size, starts), weights[short], 3 * sorted_act.size)
+        return out
+
+    return PooledStatistic(value, tokens.n_documents, estimand, dict(nulls or {}), None, "share of tokens")
+
+
+def correlation_statistic(
+    activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, *,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None,
+) -> PooledStatistic:
+    """Pearson correlation of the activation with the 0/1 match indicator, tokens pooled over
+    documents, from per-document sums (activations centred first, for numerical stability)."""
+    tokens = _tokens(activation, match, document, n_documents)
+    estimand = "Pearson correlation of the activation with the match indicator (0/1), tokens pooled over documents"
+    reason = _undefined_because(tokens)
+    if reason:
+        return _undefined(tokens, estimand, reason, nulls or {}, "Pearson r")
+    x = tokens.activation - tokens.activation.mean()
+    y = tokens.match.astype(float)
+    sums = _per_document(tokens, np.stack([np.ones_like(x), x, y, x * x, x * y], axis=1))
+
+    def value(weights: np.ndarray) -> np.ndarray:
+        n, sx, sy, sxx, sxy = (np.asarray(weights, dtype=float) @ sums).T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mx, my = sx / n, sy / n
+            covariance = sxy / n - mx * my
+            variance = (sxx / n - mx * mx) * (my - my * my)
+            return np.where(variance > 0, covariance / np.sqrt(np.where(variance > 0, variance, 1.0)), math.nan)
+
+    return PooledStatistic(value, tokens.n_documents, estimand, dict(nulls or {}), None, "Pearson r")
+
+
+def band_share_statistic(
+    activation: npt.ArrayLike, match: npt.ArrayLike, document: npt.ArrayLike, lower_pct: float, upper_pct: float, *,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None,
+) -> PooledStatistic:
+    """Among tokens whose activation lies in a band given by percentiles from the top ((0, 1): the
+    top 1%; (1, 5), (5, 20), (20, 50)), the share that match, tokens pooled over documents.
+
+    The band is [quantile 1 - upper_pct/100, quantile 1 - lower_pct/100) of the observed activations
+    (closed above for the top band), edges fixed from the observed sample, not re-estimated per resample.
+    """
+    if not 0.0 <= lower_pct < upper_pct <= 100.0:
+        raise ValueError(f"need 0 <= lower_pct < upper_pct <= 100 (percent from the top), got {lower_pct}, {upper_pct}")
+    tokens = _tokens(activation, match, document, n_documents)
+    what = f"share of matching tokens among those in the activation band {lower_pct:g}-{upper_pct:g}% from the top"
+    reason = _undefined_because(tokens)
+    if reason:
+        return _undefined(tokens, what, reason, nulls or {}, "share of tokens")
+    low = float(np.quantile(tokens.activation, 1 - upper_pct / 100))
+    high = float(np.quantile(tokens.activation, 1 - lower_pct / 100))
+    inside = (tokens.activation >= low) & ((tokens.activation < high) if lower_pct > 0 else True)
+    estimand = (
+        f"{what}, tokens pooled over documents; band [{low:.4g}, {high:.4g}{']' if lower_pct == 0 else ')'} "
+        "(edges: quantiles of the observed activations, fixed, not re-estimated per resample)"
+    )
+    note = None if inside.any() else "no token lies in the band: its share is undefined"
+    return _share_statistic(tokens, inside & tokens.match, inside, estimand, nulls or {}, "share of tokens", note)
+
+
+# --------------------------------------------------------------------------------------------------
+# nulls: the best column (neuron) of a matrix, and a random token class of the same size and frequency
+
+
+def _best(values: np.ndarray) -> tuple[float, int]:
+    if not np.any(np.isfinite(values)):
+        return math.nan, -1
+    column = int(np.nanargmax(values))
+    return float(values[column]), column
+
+
+def _column_aurocs(activations: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """Rank AUROC of every column, in column chunks so ranks stay ~32 MiB."""
+    n1 = int(np.count_nonzero(match))
+    n0 = match.size - n1
+    if n1 == 0 or n0 == 0:
+        return np.full(activations.shape[1], math.nan)
+    step = max(1, _MAX_BATCH_ELEMENTS // activations.shape[0])
+    out = [
+        (stats.rankdata(activations[:, j : j + step], axis=0)[match].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
+        for j in range(0, activations.shape[1], step)
+    ]
+    return np.concatenate(out)
+
+
+def _column_top_shares(activations: np.ndarray, match: np.ndarray, k: int) -> np.ndarray:
+    """Share matching among each column's k largest values (ties at the k-th value share the places left)."""
+    k = min(k, activations.shape[0])
+    kth = np.partition(activations, activations.shape[0] - k, axis=0)[activations.shape[0] - k]
+    above, tied = activations > kth, activations == kth
+    hit = match[:, None]
+    left = k - above.sum(axis=0)
+    return ((above & hit).sum(axis=0) + left * (tied & hit).sum(axis=0) / tied.sum(axis=0)) / k
+
+
+def _column_correlations(activations: np.ndarray, match: np.ndarray) -> np.ndarray:
+    x = activations - activations.mean(axis=0)
+    y = match.astype(float) - match.mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (y @ x) / np.sqrt((x * x).sum(axis=0) * (y @ y))
+    return np.where(np.isfinite(r), r, math.nan)
+
+
+def column_statistics(activations: npt.ArrayLike, match: npt.ArrayLike, k: int) -> dict[str, np.ndarray]:
+    """Each statistic ("auroc", "precision", "recall", "top_share", "correlation") of every column
+    (neuron) of ``activations`` [T, N] against ``match`` [T], tokens pooled: [N] values each
+    (precision and recall at each column's own half-max threshold; NaN where undefined). For sweeps
+    over a layer's neurons (``hypotheses/explore_neurons.py``) and the best-of-N nulls."""
+    x = np.asarray(activations)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(float)
+    hit = np.asarray(match, dtype=bool)
+    if x.ndim != 2 or hit.shape != (x.shape[0],):
+        raise ValueError(f"need activations [T, N] and match [T], got shapes {x.shape} and {hit.shape}")
+    fires = x >= 0.5 * x.max(axis=0)
+    firing_hits = (fires & hit[:, None]).sum(axis=0).astype(float)
+    return {
+        "auroc": _column_aurocs(x, hit),
+        "precision": _ratio(firing_hits, fires.sum(axis=0).astype(float)),
+        "recall": _ratio(firing_hits, np.full(x.shape[1], float(hit.sum()))),
+        "top_share": _column_top_shares(x, hit, int(k)),
+        "correlation": _column_correlations(x, hit),
+    }
+
+
+def best_over_columns(activations: npt.ArrayLike, match: npt.ArrayLike, k: int) -> dict[str, tuple[float, int]]:
+    """For each statistic of :func:`column_statistics`, the best value over the columns (neurons) and
+    its column: the value a claimed neuron must beat when the null is "the best of N neurons".
+    Column -1 and NaN where no column is defined."""
+    return {name: _best(values) for name, values in column_statistics(activations, match, k).items()}
+
+
+def frequency_matched_class(tokens: npt.ArrayLike, match: npt.ArrayLike, rng: np.random.Generator, *, nearest: int = 3) -> np.ndarray:
+    """A random token class like the matching one: as many token types, about the same total frequency.
+
+    Each matching type (most frequent first) is paired with a random type, never matching, among the
+    ``nearest`` unused ones closest in log count to the type's matching count; the class is every
+    occurrence of the chosen types. So "the best neuron for this class" is what selection alone
+    buys for a class of that size and frequency. At the head of a Zipf vocabulary the nearest
+    never-matching types can differ in count by a factor of 2 or more (there is no type of similar
+    count), so report the class's own frequency next to the null.
+    """
+    ids = np.asarray(tokens)
+    hit = np.asarray(match, dtype=bool)
+    if ids.shape != hit.shape or ids.ndim != 1:
+        raise ValueError(f"tokens and match must be 1-D of one length, got {ids.shape} and {hit.shape}")
+    targets, target_counts = np.unique(ids[hit], return_counts=True)
+    types, counts = np.unique(ids, return_counts=True)
+    candidates = ~np.isin(types, targets)
+    if candidates.sum() < targets.size:
+        raise ValueError(f"{targets.size} matching token types but only {int(candidates.sum())} never-matching types to pair them with")
+    pool, pool_log = types[candidates], np.log(counts[candidates])
+    free = np.ones(pool.size, dtype=bool)
+    chosen = []
+    for count in np.sort(target_counts)[::-1]:
+        distance = np.where(free, np.abs(pool_log - math.log(count)), np.inf)
+        closest = np.argsort(distance, kind="stable")[: min(nearest, int(free.sum()))]
+        pick = int(rng.choice(closest))
+        free[pick] = False
+        chosen.append(pool[pick])
+    return np.isin(ids, np.asarray(chosen))
