@@ -161,3 +161,16 @@ def test_claims_that_cannot_be_judged_are_refused():
     prepared = check.prepare({"neuron": "L0N0", "regex": r"\d", "threshold": 1}, shapes, expect)
     assert prepared.evaluators == {"violation_rate": "universal"} and prepared.null_needs is None
     assert check.prepare({"neuron": "L0N0", "regex": r"\d", "threshold": 1}, shapes, {"violation_rate": parse_expectation("<= 0.01")}).evaluators == {"violation_rate": "pooled"}
+
+
+def test_the_engine_s_probe_tokenizes_as_text_inputs_and_captures_the_claim_s_hook(model, corpora):
+    """The seam a search runs the model through: BOS first, character offsets kept, the hook's values
+    those the construction implies for the tokens."""
+    engine = Engine(Settings())
+    prepared = engine.prepare(claim(model.spec, corpora["all digits"], "<= 0", tokens="match", threshold=model.threshold))
+    probe = engine._probe(prepared.models["model"], prepared.prepared.needs["model"])
+    batch, activations = probe(["x = 17", "def"])
+    tokenizer = prepared.models["model"].tokenizer
+    assert (batch.tokens[:, 0] == tokenizer.bos_token_id).all() and batch.texts == ["x = 17", "def"]
+    assert batch.token_strings(0, 1, int(batch.valid[0].sum())) == ["x", " =", " 1", "7"]
+    np.testing.assert_allclose(activations[model.hook].numpy(), model.expected(batch.tokens), atol=1e-4)
