@@ -560,6 +560,7 @@ class Engine:
                     self._stream(twin, corpus, null_tokens, null_needs, with_null, twin_aggregates, members[0].spec.base_dir)
                     for claim in with_null:
                         nulls[id(claim)].append(twin_aggregates[id(claim)])
+            self._search(members, passes, aggregates, loaded)
             for claim in members:
                 if claim.error is None:
                     measurement = _guarded(
@@ -577,6 +578,33 @@ class Engine:
                     kept, notes = validated(measurement.figures, f"check {claim.check.name}")
                     claim.figures.extend(kept)
                     claim.figure_notes.extend(notes)
+
+    def _search(self, claims: list[PreparedClaim], passes: dict[int, CorpusPass], aggregates: dict[int, Any], loaded: Any) -> None:
+        """After a pass is streamed: each claim whose check searches for counterexamples
+        (``checks.base.SearchesCounterexamples``) gets a probe bound to the subject and its hooks;
+        the check keeps the outcome in its aggregate, for ``conclude``."""
+        for claim in claims:
+            search = getattr(claim.check, "search", None)
+            if search is None or claim.error is not None or aggregates.get(id(claim)) is None:
+                continue
+            probe = self._probe(loaded, claim.prepared.needs.get(MODEL, Needs(frozenset())))
+            _guarded(claim, "searching for a counterexample", lambda: search(claim.prepared, passes[id(claim)], aggregates[id(claim)], probe))
+
+    def _probe(self, loaded: Any, needs: Needs) -> Any:
+        """``probe(texts) -> (batch, activations)`` on ``loaded`` (``checks.base.Probe``): texts
+        tokenized as text inputs are (BOS first, offsets kept), ``needs``' hooks captured."""
+        import torch
+
+        from interp_checks.inputs.generators import TextSamples, tokenize_texts
+
+        vocab = Vocabulary(loaded.d_vocab, loaded.n_ctx, loaded.bos_token_id, frozenset(loaded.special_token_ids), loaded.tokenizer)
+
+        def probe(texts: Sequence[str]) -> tuple[InputBatch, dict[str, Any]]:
+            batch = tokenize_texts(TextSamples(list(texts)), vocab, "probe", {}, 0)
+            batch.tokenizer = vocab.tokenizer
+            return batch, capture(loaded.bridge, torch.as_tensor(batch.tokens, device=self.settings.device), needs)
+
+        return probe
 
     def _stream(
         self, loaded: Any, corpus: CorpusPass, max_tokens: int, needs: Needs, claims: list[PreparedClaim], aggregates: dict[int, Any], base_dir: Any
@@ -650,9 +678,10 @@ class Engine:
     def _evaluate_corpus_claim(self, claim: PreparedClaim) -> ClaimResult:
         """Each statistic of each corpus (``stat[corpus]`` when the claim names several, so a claim
         that holds on one corpus and fails on another says so), pooled over tokens and resampled by
-        document (``stats.evaluate_pooled``); n is the fewest documents any corpus gave."""
+        document (``stats.evaluate_pooled``), or by the evaluator the check names for it
+        (``Prepared.evaluators``, e.g. a counterexample search's); n is the fewest documents any corpus gave."""
         spec, prepared = claim.spec, claim.prepared
-        from interp_checks.stats.pooled import evaluate_pooled
+        from interp_checks.stats.universal import CORPUS_EVALUATORS
 
         several = len(prepared.corpora) > 1
         results, sizes, notes, nulls = [], [], list(prepared.notes), []
@@ -664,7 +693,7 @@ class Engine:
                     comparison = negate(comparison)
                 pooled = measurement.statistics[stat]
                 name = f"{stat}[{corpus.label}]" if several else stat
-                evaluation = evaluate_pooled(
+                evaluation = CORPUS_EVALUATORS[prepared.evaluators.get(stat, "pooled")](
                     pooled, comparison, statistic=name, alpha=self.settings.alpha, seed=spec.seed, n_resamples=self.settings.n_resamples
                 )
                 sizes.append(int(pooled.n_documents))

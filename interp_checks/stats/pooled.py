@@ -72,6 +72,7 @@ __all__ = [
     "firing_recall_statistic",
     "firing_threshold",
     "frequency_matched_class",
+    "share_statistic",
     "top_share_statistic",
 ]
 
@@ -576,6 +577,27 @@ def band_share_statistic(
     )
     note = None if inside.any() else "no token lies in the band: its share is undefined"
     return _share_statistic(tokens, inside & tokens.match, inside, estimand, nulls or {}, "share of tokens", note)
+
+
+def share_statistic(
+    indicator: npt.ArrayLike, document: npt.ArrayLike, *, estimand: str, among: npt.ArrayLike | None = None,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None, unit: str = "share of tokens",
+) -> PooledStatistic:
+    """The share of tokens for which ``indicator`` holds, among the tokens ``among`` selects (every
+    token by default), tokens pooled over documents: e.g. the share of a regex's matches on which a
+    neuron does not fire. Per-document counts, one matrix product per resample. Undefined (NaN,
+    with a note) when no token is selected; 0 or 1 on every token is a share like any other.
+    """
+    hit = np.asarray(indicator)
+    if hit.dtype != bool:
+        raise ValueError(f"indicator must be boolean, got dtype {hit.dtype}")
+    selected = np.ones(hit.shape, dtype=bool) if among is None else np.asarray(among)
+    if selected.dtype != bool or selected.shape != hit.shape:
+        raise ValueError(f"among must be boolean of the indicator's shape {hit.shape}, got {selected.dtype} {selected.shape}")
+    # the indicator doubles as the (finite) activation that the shared validation wants
+    tokens = _tokens(hit.astype(float), hit, document, n_documents)
+    note = None if selected.any() else "no token is selected: the share is undefined"
+    return _share_statistic(tokens, hit & selected, selected, estimand, nulls or {}, unit, note)
 
 
 # --------------------------------------------------------------------------------------------------
