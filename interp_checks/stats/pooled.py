@@ -612,17 +612,22 @@ def _best(values: np.ndarray) -> tuple[float, int]:
 
 
 def _column_aurocs(activations: np.ndarray, match: np.ndarray) -> np.ndarray:
-    """Rank AUROC of every column, in column chunks so ranks stay ~32 MiB."""
+    """Exact AUROC of every column (ties count 1/2): each column's non-matching values sorted once
+    (one C sort for all columns), then, per column, how many of them lie below and at each matching
+    value (two binary searches). The same number as the rank-sum formula with average ranks, several
+    times faster than ranking every column (the best-of-N nulls run it on [8192, 2048])."""
     n1 = int(np.count_nonzero(match))
     n0 = match.size - n1
     if n1 == 0 or n0 == 0:
         return np.full(activations.shape[1], math.nan)
-    step = max(1, _MAX_BATCH_ELEMENTS // activations.shape[0])
-    out = [
-        (stats.rankdata(activations[:, j : j + step], axis=0)[match].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
-        for j in range(0, activations.shape[1], step)
-    ]
-    return np.concatenate(out)
+    negatives = np.sort(activations[~match], axis=0)
+    positives = activations[match]
+    out = np.empty(activations.shape[1])
+    for j in range(activations.shape[1]):
+        below = np.searchsorted(negatives[:, j], positives[:, j], side="left")
+        at_or_below = np.searchsorted(negatives[:, j], positives[:, j], side="right")
+        out[j] = (below.sum() + 0.5 * (at_or_below - below).sum()) / (n1 * n0)
+    return out
 
 
 def _column_top_shares(activations: np.ndarray, match: np.ndarray, k: int) -> np.ndarray:
