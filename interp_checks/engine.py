@@ -575,6 +575,7 @@ class Engine:
                     self._stream(loaded, corpus, null_tokens, runs, reads, with_null, twin_aggregates, base_dir)
                     for claim in with_null:
                         nulls[id(claim)].append(twin_aggregates[id(claim)])
+            self._search(members, passes, aggregates, loaded)
             for claim in members:
                 if claim.error is None:
                     measurement = _guarded(
@@ -593,6 +594,33 @@ class Engine:
                     claim.figures.extend(kept)
                     claim.figure_notes.extend(notes)
 
+    def _search(self, claims: list[PreparedClaim], passes: dict[int, CorpusPass], aggregates: dict[int, Any], loaded: Any) -> None:
+        """After a pass is streamed: each claim whose check searches for counterexamples
+        (``checks.base.SearchesCounterexamples``) gets a probe bound to the subject and its hooks;
+        the check keeps the outcome in its aggregate, for ``conclude``."""
+        for claim in claims:
+            search = getattr(claim.check, "search", None)
+            if search is None or claim.error is not None or aggregates.get(id(claim)) is None:
+                continue
+            probe = self._probe(loaded, claim.prepared.needs.get(MODEL, Needs(frozenset())))
+            _guarded(claim, "searching for a counterexample", lambda: search(claim.prepared, passes[id(claim)], aggregates[id(claim)], probe))
+
+    def _probe(self, loaded: Any, needs: Needs) -> Any:
+        """``probe(texts) -> (batch, activations)`` on ``loaded`` (``checks.base.Probe``): texts
+        tokenized as text inputs are (BOS first, offsets kept), ``needs``' hooks captured."""
+        import torch
+
+        from interp_checks.inputs.generators import TextSamples, tokenize_texts
+
+        vocab = Vocabulary(loaded.d_vocab, loaded.n_ctx, loaded.bos_token_id, frozenset(loaded.special_token_ids), loaded.tokenizer)
+
+        def probe(texts: Sequence[str]) -> tuple[InputBatch, dict[str, Any]]:
+            batch = tokenize_texts(TextSamples(list(texts)), vocab, "probe", {}, 0)
+            batch.tokenizer = vocab.tokenizer
+            return batch, capture(loaded.bridge, torch.as_tensor(batch.tokens, device=self.settings.device), needs)
+
+        return probe
+
     def _stream(
         self, rows_from: Any, corpus: CorpusPass, max_tokens: int, runs: Mapping[Any, tuple[Any, Needs]],
         reads: Mapping[int, Mapping[str, Any]], claims: list[PreparedClaim], aggregates: dict[int, Any], base_dir: Any,
@@ -604,7 +632,7 @@ class Engine:
 
         for rows, batch in corpus_rows(
             corpus.source, rows_from, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
-            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir,
+            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir, rows_per_document=corpus.rows_per_document,
         ):
             tokens = torch.as_tensor(rows.tokens, device=self.settings.device)
             activations = {key: capture(model.bridge, tokens, needs) for key, (model, needs) in runs.items()}
@@ -670,9 +698,10 @@ class Engine:
     def _evaluate_corpus_claim(self, claim: PreparedClaim) -> ClaimResult:
         """Each statistic of each corpus (``stat[corpus]`` when the claim names several, so a claim
         that holds on one corpus and fails on another says so), pooled over tokens and resampled by
-        document (``stats.evaluate_pooled``); n is the fewest documents any corpus gave."""
+        document (``stats.evaluate_pooled``), or by the evaluator the check names for it
+        (``Prepared.evaluators``, e.g. a counterexample search's); n is the fewest documents any corpus gave."""
         spec, prepared = claim.spec, claim.prepared
-        from interp_checks.stats.pooled import evaluate_pooled
+        from interp_checks.stats.universal import CORPUS_EVALUATORS
 
         several = len(prepared.corpora) > 1
         results, sizes, notes, nulls = [], [], list(prepared.notes), []
@@ -684,7 +713,7 @@ class Engine:
                     comparison = negate(comparison)
                 pooled = measurement.statistics[stat]
                 name = f"{stat}[{corpus.label}]" if several else stat
-                evaluation = evaluate_pooled(
+                evaluation = CORPUS_EVALUATORS[prepared.evaluators.get(stat, "pooled")](
                     pooled, comparison, statistic=name, alpha=self.settings.alpha, seed=spec.seed, n_resamples=self.settings.n_resamples
                 )
                 sizes.append(int(pooled.n_documents))

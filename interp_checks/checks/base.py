@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -104,6 +104,7 @@ class CorpusPass:
     max_tokens: int = 100_000
     seq_len: int = 128
     null_tokens: int = 8_192
+    rows_per_document: int | None = None  # only each document's first rows (None: all of them)
 
     @property
     def label(self) -> str:
@@ -111,9 +112,9 @@ class CorpusPass:
         return self.source if self.split == "all" else f"{self.source}/{self.split}"
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
+    def key(self) -> tuple[str, str, int, int, int | None]:
         """Claims whose passes share this key share one stream (``null_tokens`` only bounds the twins')."""
-        return (self.source, self.split, self.max_tokens, self.seq_len)
+        return (self.source, self.split, self.max_tokens, self.seq_len, self.rows_per_document)
 
 
 class CorpusAggregate(Protocol):
@@ -196,6 +197,11 @@ class Prepared:
     # the user's expectation as an equivalent one about another statistic ("at least 2 neurons have
     # r >= 0.5" is "the 2nd largest r is >= 0.5": a count judged through a continuous order statistic).
     restated: dict[str, "Comparison"] = field(default_factory=dict)
+    # For ``sampling == "corpus"``: statistic -> the name of its evaluator in
+    # ``stats.universal.CORPUS_EVALUATORS``: "pooled" (the default: ``stats.evaluate_pooled`` on a
+    # ``PooledStatistic``) or "universal" (a deterministic verdict from a counterexample search on a
+    # ``stats.universal.UniversalEvidence``, for "no token violates" claims; see ``SearchesCounterexamples``).
+    evaluators: dict[str, str] = field(default_factory=dict)
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -291,6 +297,51 @@ class AggregatesCorpus(Check, Protocol):
 NULL = "null"  # the role of a random-weights twin's aggregate in a corpus pass
 
 
+# Runs texts through the claim's model: each text tokenized with the model's tokenizer as text inputs
+# are (``inputs.generators.tokenize_texts``: BOS first, character offsets kept, right-padded), and the
+# hooks of ``needs[MODEL]`` captured. Returns (the batch, with ``texts`` and ``offsets``; activations).
+Probe = Callable[[Sequence[str]], "tuple[InputBatch, Activations]"]
+
+
+@dataclass
+class SearchOutcome:
+    """What a counterexample search found, for ``conclude`` and the report.
+
+    ``found``: some input violates the claim (generated, or a token of the corpus stream);
+    ``tried``: generated inputs run through the model (generation and shrinking); the minimal
+    counterexample (None when not found): its ``text``, ``tokens`` (as text), ``activations`` (the
+    value judged, per token), ``position`` (the violating token's index in ``tokens``) and
+    ``share`` (the share of the tokens it selects that violate); ``corpus_violations``: violating
+    tokens in the corpus stream; ``notes``: how it searched.
+    """
+
+    found: bool
+    tried: int
+    text: str | None = None
+    tokens: list[str] | None = None
+    activations: list[float] | None = None
+    position: int | None = None
+    share: float | None = None
+    corpus_violations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class SearchesCounterexamples(AggregatesCorpus, Protocol):
+    """A corpus check whose universal claims ("fires above t on every match of R") are refuted by a
+    counterexample, which it searches for with the model after the stream. ``search`` is optional.
+
+    The engine calls ``search`` once per (claim, corpus pass), after streaming the pass through the
+    subject and its twins and before ``conclude``, with the subject's aggregate of that pass and a
+    ``probe`` (see :data:`Probe`) bound to the subject model and the claim's hooks. The check keeps
+    the outcome in that aggregate, its own object, where ``conclude`` finds it; the engine only
+    times the search and turns an exception into the claim's error. A check that needs no search
+    for a claim (a statistical form) returns None at once.
+    """
+
+    def search(self, prepared: Prepared, corpus: CorpusPass, model_aggregate: CorpusAggregate, probe: Probe) -> SearchOutcome | None:
+        """Search for a counterexample to ``prepared``'s claim; record it in ``model_aggregate``."""
+
+
 class MeasuresNullDraws(Check, Protocol):
     """A weight statistic (``Prepared.sampling == "weights"``) whose null is cheaper over all draws at
     once. ``measure_null_draws`` is optional: without it the engine calls ``measure_null`` once per
@@ -321,7 +372,8 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, heads, neurons, patching, solu_structure  # noqa: F401  (registers their checks)
+    from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, heads, neurons, patching  # noqa: F401  (registers their checks)
+    from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
 
 
 def get_check(name: str) -> Check:

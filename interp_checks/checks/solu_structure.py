@@ -396,9 +396,9 @@ class LnSmugglingCheck(_CorpusCheck):
                 if not peak > 0:
                     pooled = P.undefined_statistic(n_documents, estimands[stat], f"{name} never has a positive pre-LN activation: no firing threshold", unit="share of tokens")
                 else:
-                    pooled = P.conditional_share_statistic(quiet, top, document, estimand=estimands[stat], n_documents=n_documents)
+                    pooled = P.share_statistic(quiet, document, among=top, estimand=estimands[stat], n_documents=n_documents)
             elif stat == "displaced_share":
-                pooled = P.conditional_share_statistic(displaced, top, document, estimand=estimands[stat], n_documents=n_documents)
+                pooled = P.share_statistic(displaced, document, among=top, estimand=estimands[stat], n_documents=n_documents)
             else:
                 pooled = P.rank_correlation_statistic(pre, post, document, estimand=estimands[stat], n_documents=n_documents)
             statistics[stat] = _with_nulls(pooled, layer_nulls[stat])

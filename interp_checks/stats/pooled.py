@@ -67,7 +67,6 @@ __all__ = [
     "auroc_statistic",
     "band_share_statistic",
     "best_over_columns",
-    "conditional_share_statistic",
     "correlation_statistic",
     "correlation_sums",
     "evaluate_pooled",
@@ -80,6 +79,7 @@ __all__ = [
     "pooled_correlations",
     "rank_correlation_statistic",
     "ranked_correlation_statistic",
+    "share_statistic",
     "top_share_statistic",
     "undefined_statistic",
 ]
@@ -587,6 +587,27 @@ def band_share_statistic(
     return _share_statistic(tokens, inside & tokens.match, inside, estimand, nulls or {}, "share of tokens", note)
 
 
+def share_statistic(
+    indicator: npt.ArrayLike, document: npt.ArrayLike, *, estimand: str, among: npt.ArrayLike | None = None,
+    n_documents: int | None = None, nulls: Mapping[str, float] | None = None, unit: str = "share of tokens",
+) -> PooledStatistic:
+    """The share of tokens for which ``indicator`` holds, among the tokens ``among`` selects (every
+    token by default), tokens pooled over documents: e.g. the share of a regex's matches on which a
+    neuron does not fire. Per-document counts, one matrix product per resample. Undefined (NaN,
+    with a note) when no token is selected; 0 or 1 on every token is a share like any other.
+    """
+    hit = np.asarray(indicator)
+    if hit.dtype != bool:
+        raise ValueError(f"indicator must be boolean, got dtype {hit.dtype}")
+    selected = np.ones(hit.shape, dtype=bool) if among is None else np.asarray(among)
+    if selected.dtype != bool or selected.shape != hit.shape:
+        raise ValueError(f"among must be boolean of the indicator's shape {hit.shape}, got {selected.dtype} {selected.shape}")
+    # the indicator doubles as the (finite) activation that the shared validation wants
+    tokens = _tokens(hit.astype(float), hit, document, n_documents)
+    note = None if selected.any() else "no token is selected: the share is undefined"
+    return _share_statistic(tokens, hit & selected, selected, estimand, nulls or {}, unit, note)
+
+
 # --------------------------------------------------------------------------------------------------
 # nulls: the best column (neuron) of a matrix, and a random token class of the same size and frequency
 
@@ -599,17 +620,22 @@ def _best(values: np.ndarray) -> tuple[float, int]:
 
 
 def _column_aurocs(activations: np.ndarray, match: np.ndarray) -> np.ndarray:
-    """Rank AUROC of every column, in column chunks so ranks stay ~32 MiB."""
+    """Exact AUROC of every column (ties count 1/2): each column's non-matching values sorted once
+    (one C sort for all columns), then, per column, how many of them lie below and at each matching
+    value (two binary searches). The same number as the rank-sum formula with average ranks, several
+    times faster than ranking every column (the best-of-N nulls run it on [8192, 2048])."""
     n1 = int(np.count_nonzero(match))
     n0 = match.size - n1
     if n1 == 0 or n0 == 0:
         return np.full(activations.shape[1], math.nan)
-    step = max(1, _MAX_BATCH_ELEMENTS // activations.shape[0])
-    out = [
-        (stats.rankdata(activations[:, j : j + step], axis=0)[match].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
-        for j in range(0, activations.shape[1], step)
-    ]
-    return np.concatenate(out)
+    negatives = np.sort(activations[~match], axis=0)
+    positives = activations[match]
+    out = np.empty(activations.shape[1])
+    for j in range(activations.shape[1]):
+        below = np.searchsorted(negatives[:, j], positives[:, j], side="left")
+        at_or_below = np.searchsorted(negatives[:, j], positives[:, j], side="right")
+        out[j] = (below.sum() + 0.5 * (at_or_below - below).sum()) / (n1 * n0)
+    return out
 
 
 def _column_top_shares(activations: np.ndarray, match: np.ndarray, k: int) -> np.ndarray:
@@ -713,24 +739,6 @@ def _document_index(document: npt.ArrayLike, size: int, n_documents: int | None)
     if doc.size and (doc.min() < 0 or doc.max() >= n):
         raise ValueError(f"document indices must lie in 0..{n - 1}, got {doc.min()}..{doc.max()}")
     return doc.astype(np.intp), n
-
-
-def conditional_share_statistic(
-    event: npt.ArrayLike, condition: npt.ArrayLike, document: npt.ArrayLike, *, estimand: str,
-    n_documents: int | None = None, nulls: Mapping[str, float] | None = None, unit: str = "share of tokens",
-) -> PooledStatistic:
-    """P(event | condition): among the tokens where ``condition`` holds, the share where ``event`` also
-    holds, tokens pooled over documents (e.g. of a neuron's top 1% after a layer norm, the share that
-    were small before it). ``estimand`` says what the two booleans are and what was fixed from the
-    observed sample to define them (thresholds are not re-estimated per resample)."""
-    hit, given = np.asarray(event), np.asarray(condition)
-    if hit.dtype != bool or given.dtype != bool or hit.ndim != 1 or given.shape != hit.shape:
-        raise ValueError(f"event and condition must be boolean, 1-D, of one length; got {hit.dtype} {hit.shape} and {given.dtype} {given.shape}")
-    doc, n = _document_index(document, hit.size, n_documents)
-    if not given.any():
-        return undefined_statistic(n, estimand, "no token satisfies the condition", unit=unit, nulls=nulls)
-    tokens = _Tokens(np.zeros(hit.size), hit, doc, n)
-    return _share_statistic(tokens, hit & given, given, estimand, nulls or {}, unit)
 
 
 def rank_correlation_statistic(

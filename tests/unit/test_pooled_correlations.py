@@ -1,4 +1,4 @@
-"""stats.pooled's statistics of two readings and of correlations between columns (neurons), on
+"""stats.pooled's rank correlation of two readings and its correlations between columns (neurons), on
 synthetic tokens whose answer is known: each equals its direct computation, a document of weight w
 is its tokens w times, the order statistic that restates a count re-ranks on every resample, and
 degenerate inputs are undefined with a note rather than errors."""
@@ -15,7 +15,6 @@ from scipy import stats
 
 from interp_checks.stats import (
     Comparison,
-    conditional_share_statistic,
     correlation_sums,
     evaluate_pooled,
     family_separation_statistic,
@@ -46,26 +45,7 @@ def replicated(document: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.concatenate([np.flatnonzero(document == d) for d in range(weights.size) for _ in range(int(weights[d]))])
 
 
-# -- a share of one boolean among the tokens another selects -------------------------------------------
-
-
-def test_a_conditional_share_is_the_share_among_the_selected_tokens_and_weights_repeat_documents():
-    rng = np.random.default_rng(0)
-    document = documents(rng)
-    event, condition = rng.random(document.size) < 0.3, rng.random(document.size) < 0.4
-    stat = conditional_share_statistic(event, condition, document, estimand="e")
-    assert stat.observed() == pytest.approx(event[condition].mean(), abs=1e-15)
-    weights = rng.integers(0, 3, document.max() + 1)
-    tokens = replicated(document, weights)
-    assert stat.value(weights[None, :].astype(float))[0] == pytest.approx(event[tokens][condition[tokens]].mean(), abs=1e-12)
-
-
-def test_a_conditional_share_with_nothing_selected_is_undefined_with_a_note():
-    document = np.repeat(np.arange(4), 5)
-    stat = conditional_share_statistic(np.ones(20, bool), np.zeros(20, bool), document, estimand="e")
-    assert math.isnan(stat.observed()) and "no token satisfies the condition" in stat.note
-    evaluation = evaluate_pooled(stat, Comparison(">=", 0.5), statistic="s", n_resamples=99)
-    assert evaluation.p_value == 1.0 and evaluation.p_value_refute == 1.0
+# -- a statistic the data cannot define -------------------------------------------------------------
 
 
 def test_an_undefined_statistic_is_nan_on_every_resample():
