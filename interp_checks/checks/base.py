@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from interp_checks.figures import Figure
     from interp_checks.inputs.generators import InputBatch
     from interp_checks.interventions import Intervention
+    from interp_checks.stats import Comparison
 
 
 class CheckError(ValueError):
@@ -119,8 +120,9 @@ class CorpusPass:
 class CorpusAggregate(Protocol):
     """A claim's bounded running state over one corpus pass on one model (the subject or a twin)."""
 
-    def update(self, activations: "Activations", rows: "InputBatch") -> None:
-        """Fold in one batch: the hooks the claim asked for, and the rows they were read on."""
+    def update(self, activations: "Activations | Mapping[str, Activations]", rows: "InputBatch") -> None:
+        """Fold in one batch: the hooks the claim asked for, and the rows they were read on (keyed by
+        role when the claim reads several models: ``AggregatesCorpus``)."""
 
 
 @dataclass
@@ -187,6 +189,14 @@ class Prepared:
     # For ``sampling == "corpus"``: the streams the claim reads (``CorpusPass``), each judged on its own;
     # the check implements ``AggregatesCorpus`` instead of ``measure``.
     corpora: tuple[CorpusPass, ...] = ()
+    # For ``sampling == "corpus"``: the role whose model the null streams replace by its random-weights
+    # twins (``null_needs`` is what each twin gives); the claim's other roles keep their real models
+    # there. MODEL unless the null is about another role (a larger model's neurons vs random ones).
+    null_role: str = MODEL
+    # For ``sampling == "corpus"``: statistic -> the comparison it is judged by, where the check restates
+    # the user's expectation as an equivalent one about another statistic ("at least 2 neurons have
+    # r >= 0.5" is "the 2nd largest r is >= 0.5": a count judged through a continuous order statistic).
+    restated: dict[str, "Comparison"] = field(default_factory=dict)
     # For ``sampling == "corpus"``: statistic -> the name of its evaluator in
     # ``stats.universal.CORPUS_EVALUATORS``: "pooled" (the default: ``stats.evaluate_pooled`` on a
     # ``PooledStatistic``) or "universal" (a deterministic verdict from a counterexample search on a
@@ -262,7 +272,17 @@ class AggregatesCorpus(Check, Protocol):
     ``null_tokens`` of each through each random-weights twin (hooks: ``null_needs``), calling
     ``aggregate`` once per (corpus, model) to get a fresh aggregate and its ``update`` per batch; then
     ``conclude`` once per corpus. It never calls ``measure``; the statistics layer judges each
-    statistic with ``stats.evaluate_pooled``.
+    statistic with ``stats.evaluate_pooled`` (against ``prepared.restated[stat]`` where the check
+    restated the user's comparison).
+
+    Several models on the same text: ``needs`` may name other roles (``model_roles``, e.g. a larger
+    model). Then every batch of rows (cut by the subject's tokenizer; the engine requires each role's
+    tokenizer to have the same vocabulary) runs through each role's model, and ``update`` gets a
+    mapping role -> that model's hooks instead of one model's hooks. In the null streams the model of
+    ``prepared.null_role`` is replaced by each of its random-weights twins (hooks: ``null_needs``)
+    while the other roles keep their real models, on the same rows; ``aggregate`` is then called with
+    ``role == NULL``. A claim that reads only the subject gets exactly what it got before: one model's
+    hooks, twins of the subject.
     """
 
     def aggregate(self, prepared: Prepared, corpus: CorpusPass, role: str) -> CorpusAggregate:
@@ -353,7 +373,7 @@ def register(check: Check) -> Check:
 
 def _load_builtin_checks() -> None:
     from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, heads, neurons, patching  # noqa: F401  (registers their checks)
-    from interp_checks.checks import universal  # noqa: F401  (registers neuron_universal)
+    from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
 
 
 def get_check(name: str) -> Check:
