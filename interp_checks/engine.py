@@ -581,14 +581,16 @@ class Engine:
     def _stream(
         self, loaded: Any, corpus: CorpusPass, max_tokens: int, needs: Needs, claims: list[PreparedClaim], aggregates: dict[int, Any], base_dir: Any
     ) -> None:
-        """Stream ``corpus`` (up to ``max_tokens``) through ``loaded``, every batch to each claim's aggregate."""
+        """Stream ``corpus`` (up to ``max_tokens``) through ``loaded``, every batch to each claim's aggregate
+        (with the weights the claims asked for, ``Needs.weights``, read once and handed with every batch)."""
         import torch
 
+        weights = read_weights(loaded.bridge, needs.weights)
         for rows, batch in corpus_rows(
             corpus.source, loaded, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
             max_tokens=max_tokens, split=corpus.split, base_dir=base_dir,
         ):
-            activations = capture(loaded.bridge, torch.as_tensor(rows.tokens, device=self.settings.device), needs)
+            activations = {**weights, **capture(loaded.bridge, torch.as_tensor(rows.tokens, device=self.settings.device), needs)}
             for claim in claims:
                 if claim.error is None and aggregates.get(id(claim)) is not None:
                     _guarded(claim, "aggregating a batch", lambda: aggregates[id(claim)].update(activations, batch))

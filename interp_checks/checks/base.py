@@ -301,7 +301,7 @@ def register(check: Check) -> Check:
 
 
 def _load_builtin_checks() -> None:
-    from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, heads, neurons, patching  # noqa: F401  (registers their checks)
+    from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, features, heads, neurons, patching  # noqa: F401  (registers their checks)
 
 
 def get_check(name: str) -> Check:
