@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--model", default="zoo:solu-1l")
     parser.add_argument("--tokens", type=int, default=60_000)
     parser.add_argument("--split", default="discovery")
+    parser.add_argument("--source", default="stdlib", help="stdlib, stdlib-docs, stdlib-code or a path")
     args = parser.parse_args()
 
     import torch
@@ -82,7 +83,7 @@ def main() -> None:
     hook, words = reading(None, 0, ModelShape(model.n_layers, model.n_heads, model.d_vocab, model.n_ctx, d_mlp=cfg.d_mlp, act_fn=cfg.act_fn))
     start = time.perf_counter()
     acts, matches = [], defaultdict(list)
-    for rows, batch in corpus_rows("stdlib", model, seq_len=128, batch_size=64, max_tokens=args.tokens, split=args.split):
+    for rows, batch in corpus_rows(args.source, model, seq_len=128, batch_size=64, max_tokens=args.tokens, split=args.split):
         activation = capture(model.bridge, torch.as_tensor(rows.tokens), Needs(frozenset({hook})))[hook].numpy()
         scored = batch.valid.copy()
         scored[:, 0] = False
@@ -90,7 +91,7 @@ def main() -> None:
         for name, regex in REGEXES.items():
             matches[name].append(regex_mask(batch, regex)[scored])
     activations = np.concatenate(acts)
-    print(f"{args.model}, {words}; {activations.shape[0]:,} tokens of stdlib/{args.split} in {time.perf_counter() - start:.0f} s\n")
+    print(f"{args.model}, {words}; {activations.shape[0]:,} tokens of {args.source}/{args.split} in {time.perf_counter() - start:.0f} s\n")
     among_best = defaultdict(list)
     for name, regex in REGEXES.items():
         match = np.concatenate(matches[name])

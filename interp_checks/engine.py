@@ -318,6 +318,12 @@ class Engine:
                 prepared.corpora = corpus_passes(inputs, models[MODEL].n_ctx)
             except InputSpecError as error:
                 problems.append(Problem(Tier.INPUTS, str(error)))
+            for role in prepared.needs:
+                if role != MODEL and not _same_vocabulary(models[MODEL], models[role]):
+                    problems.append(Problem(Tier.KEYS, (
+                        f"{role}: a corpus claim runs every model on the same token rows, but {models[role].spec} does not "
+                        f"share {models[MODEL].spec}'s tokenizer (vocabulary and BOS)"
+                    )))
         if problems:
             raise problems_error(spec.path, spec.id, problems)
         assert check is not None and prepared is not None and inputs is not None  # no problem means all were made
@@ -533,7 +539,11 @@ class Engine:
         is streamed once for all its claims, with the union of their hooks, and each claim's
         aggregate folds in every batch; then each random-weights twin streams the pass's first
         ``null_tokens`` tokens for the claims' nulls. Memory: one batch of activations plus the
-        claims' bounded aggregates (``checks.base.AggregatesCorpus``)."""
+        claims' bounded aggregates (``checks.base.AggregatesCorpus``).
+
+        A claim whose ``needs`` name other roles (a larger model) gets every role's model run on the
+        same rows of its subject's stream; its null streams replace the model of its ``null_role``
+        by that model's twins and keep the other roles' real models."""
         start = time.perf_counter()
         streams: dict[tuple[str, Any], list[PreparedClaim]] = defaultdict(list)
         for claim in claims:
@@ -544,22 +554,28 @@ class Engine:
             loaded = members[0].models[MODEL]
             passes = {id(claim): next(c for c in claim.prepared.corpora if c.key == corpus_key) for claim in members}
             corpus = passes[id(members[0])]
-            needs = _merge([claim.prepared.needs.get(MODEL, Needs(frozenset())) for claim in members])
+            base_dir = members[0].spec.base_dir
+            runs, reads = _corpus_runs({id(claim): _real_readers(claim) for claim in members})
             aggregates = {id(claim): _guarded(claim, "starting its aggregate", lambda: claim.check.aggregate(claim.prepared, passes[id(claim)], MODEL)) for claim in members}
-            self._stream(loaded, corpus, corpus.max_tokens, needs, members, aggregates, members[0].spec.base_dir)
+            self._stream(loaded, corpus, corpus.max_tokens, runs, reads, members, aggregates, base_dir)
             nulls: dict[int, list[Any]] = defaultdict(list)
-            with_null = [claim for claim in members if claim.prepared.null_needs is not None and claim.error is None]
-            if with_null:
-                null_needs = _merge([claim.prepared.null_needs for claim in with_null])
+            by_null_model: dict[str, list[PreparedClaim]] = defaultdict(list)
+            for claim in members:
+                if claim.prepared.null_needs is not None and claim.error is None:
+                    by_null_model[str(claim.models[claim.prepared.null_role].spec)].append(claim)
+            for with_null in by_null_model.values():
                 null_tokens = max(passes[id(claim)].null_tokens for claim in with_null)
-                for twin in self._random_twins(loaded.spec):
+                replaced = with_null[0].models[with_null[0].prepared.null_role]
+                for twin in self._random_twins(replaced.spec):
+                    runs, reads = _corpus_runs({id(claim): _null_readers(claim, twin) for claim in with_null})
                     twin_aggregates = {
                         id(claim): _guarded(claim, "starting its null aggregate", lambda: claim.check.aggregate(claim.prepared, passes[id(claim)], NULL))
                         for claim in with_null
                     }
-                    self._stream(twin, corpus, null_tokens, null_needs, with_null, twin_aggregates, members[0].spec.base_dir)
+                    self._stream(loaded, corpus, null_tokens, runs, reads, with_null, twin_aggregates, base_dir)
                     for claim in with_null:
                         nulls[id(claim)].append(twin_aggregates[id(claim)])
+            self._search(members, passes, aggregates, loaded)
             for claim in members:
                 if claim.error is None:
                     measurement = _guarded(
@@ -578,22 +594,54 @@ class Engine:
                     claim.figures.extend(kept)
                     claim.figure_notes.extend(notes)
 
-    def _stream(
-        self, loaded: Any, corpus: CorpusPass, max_tokens: int, needs: Needs, claims: list[PreparedClaim], aggregates: dict[int, Any], base_dir: Any
-    ) -> None:
-        """Stream ``corpus`` (up to ``max_tokens``) through ``loaded``, every batch to each claim's aggregate
-        (with the weights the claims asked for, ``Needs.weights``, read once and handed with every batch)."""
+    def _search(self, claims: list[PreparedClaim], passes: dict[int, CorpusPass], aggregates: dict[int, Any], loaded: Any) -> None:
+        """After a pass is streamed: each claim whose check searches for counterexamples
+        (``checks.base.SearchesCounterexamples``) gets a probe bound to the subject and its hooks;
+        the check keeps the outcome in its aggregate, for ``conclude``."""
+        for claim in claims:
+            search = getattr(claim.check, "search", None)
+            if search is None or claim.error is not None or aggregates.get(id(claim)) is None:
+                continue
+            probe = self._probe(loaded, claim.prepared.needs.get(MODEL, Needs(frozenset())))
+            _guarded(claim, "searching for a counterexample", lambda: search(claim.prepared, passes[id(claim)], aggregates[id(claim)], probe))
+
+    def _probe(self, loaded: Any, needs: Needs) -> Any:
+        """``probe(texts) -> (batch, activations)`` on ``loaded`` (``checks.base.Probe``): texts
+        tokenized as text inputs are (BOS first, offsets kept), ``needs``' hooks captured."""
         import torch
 
-        weights = read_weights(loaded.bridge, needs.weights)
+        from interp_checks.inputs.generators import TextSamples, tokenize_texts
+
+        vocab = Vocabulary(loaded.d_vocab, loaded.n_ctx, loaded.bos_token_id, frozenset(loaded.special_token_ids), loaded.tokenizer)
+
+        def probe(texts: Sequence[str]) -> tuple[InputBatch, dict[str, Any]]:
+            batch = tokenize_texts(TextSamples(list(texts)), vocab, "probe", {}, 0)
+            batch.tokenizer = vocab.tokenizer
+            return batch, capture(loaded.bridge, torch.as_tensor(batch.tokens, device=self.settings.device), needs)
+
+        return probe
+
+    def _stream(
+        self, rows_from: Any, corpus: CorpusPass, max_tokens: int, runs: Mapping[Any, tuple[Any, Needs]],
+        reads: Mapping[int, Mapping[str, Any]], claims: list[PreparedClaim], aggregates: dict[int, Any], base_dir: Any,
+    ) -> None:
+        """Stream ``corpus`` (up to ``max_tokens``; rows cut by ``rows_from``'s tokenizer) through every
+        model of ``runs`` (key -> model, needs), every batch to each claim's aggregate: the hooks of the
+        run its subject reads, or role -> hooks when it reads several (``reads``: claim -> role -> key),
+        with the weights the claims asked of that model (``Needs.weights``, read once)."""
+        import torch
+
+        weights = {key: read_weights(model.bridge, needs.weights) for key, (model, needs) in runs.items()}
         for rows, batch in corpus_rows(
-            corpus.source, loaded, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
-            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir,
+            corpus.source, rows_from, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
+            max_tokens=max_tokens, split=corpus.split, base_dir=base_dir, rows_per_document=corpus.rows_per_document,
         ):
-            activations = {**weights, **capture(loaded.bridge, torch.as_tensor(rows.tokens, device=self.settings.device), needs)}
+            tokens = torch.as_tensor(rows.tokens, device=self.settings.device)
+            activations = {key: {**weights[key], **capture(model.bridge, tokens, needs)} for key, (model, needs) in runs.items()}
             for claim in claims:
                 if claim.error is None and aggregates.get(id(claim)) is not None:
-                    _guarded(claim, "aggregating a batch", lambda: aggregates[id(claim)].update(activations, batch))
+                    given = _role_activations(activations, reads[id(claim)])
+                    _guarded(claim, "aggregating a batch", lambda: aggregates[id(claim)].update(given, batch))
             del activations
 
     def _group_started(
@@ -652,21 +700,22 @@ class Engine:
     def _evaluate_corpus_claim(self, claim: PreparedClaim) -> ClaimResult:
         """Each statistic of each corpus (``stat[corpus]`` when the claim names several, so a claim
         that holds on one corpus and fails on another says so), pooled over tokens and resampled by
-        document (``stats.evaluate_pooled``); n is the fewest documents any corpus gave."""
+        document (``stats.evaluate_pooled``), or by the evaluator the check names for it
+        (``Prepared.evaluators``, e.g. a counterexample search's); n is the fewest documents any corpus gave."""
         spec, prepared = claim.spec, claim.prepared
-        from interp_checks.stats.pooled import evaluate_pooled
+        from interp_checks.stats.universal import CORPUS_EVALUATORS
 
         several = len(prepared.corpora) > 1
         results, sizes, notes, nulls = [], [], list(prepared.notes), []
         for corpus, measurement in zip(prepared.corpora, claim.corpus_measurements):
             notes.extend(f"{corpus.label}: {note}" if several else note for note in measurement.notes)
             for stat in prepared.statistics:
-                comparison = spec.expect[prepared.expectation_source.get(stat, stat)]
+                comparison = prepared.restated.get(stat) or spec.expect[prepared.expectation_source.get(stat, stat)]
                 if stat in prepared.negated:
                     comparison = negate(comparison)
                 pooled = measurement.statistics[stat]
                 name = f"{stat}[{corpus.label}]" if several else stat
-                evaluation = evaluate_pooled(
+                evaluation = CORPUS_EVALUATORS[prepared.evaluators.get(stat, "pooled")](
                     pooled, comparison, statistic=name, alpha=self.settings.alpha, seed=spec.seed, n_resamples=self.settings.n_resamples
                 )
                 sizes.append(int(pooled.n_documents))
@@ -885,6 +934,54 @@ def _internal_error(component: str, stage: str, error: BaseException) -> str:
         f"internal error in {component} while {stage} ({type(error).__name__}: {error}); this is a bug, not a "
         "mistake in the claim: please report it with the claim file"
     )
+
+
+def _real_readers(claim: PreparedClaim) -> dict[str, tuple[Any, Any, Needs]]:
+    """Role -> (run key, model, needs) of a corpus claim's own stream: each role it reads, real."""
+    return {
+        role: (("model", str(claim.models[role].spec)), claim.models[role], needs)
+        for role, needs in claim.prepared.needs.items()
+    }
+
+
+def _null_readers(claim: PreparedClaim, twin: Any) -> dict[str, tuple[Any, Any, Needs]]:
+    """Role -> (run key, model, needs) of a corpus claim's null stream: its ``null_role`` read from
+    ``twin`` (``null_needs``), any other role from its real model."""
+    readers = _real_readers(claim)
+    role = claim.prepared.null_role
+    assert claim.prepared.null_needs is not None
+    readers[role] = (("twin", str(twin.spec), twin.seed), twin, claim.prepared.null_needs)
+    return readers
+
+
+def _corpus_runs(readers: Mapping[int, Mapping[str, tuple[Any, Any, Needs]]]) -> tuple[dict[Any, tuple[Any, Needs]], dict[int, dict[str, Any]]]:
+    """The models one corpus stream runs (run key -> model and the union of its claims' needs) and,
+    per claim, which run each of its roles reads."""
+    models: dict[Any, Any] = {}
+    needs: dict[Any, list[Needs]] = defaultdict(list)
+    reads: dict[int, dict[str, Any]] = {}
+    for claim_id, roles in readers.items():
+        reads[claim_id] = {}
+        for role, (key, model, role_needs) in roles.items():
+            models[key] = model
+            needs[key].append(role_needs)
+            reads[claim_id][role] = key
+    return {key: (models[key], _merge(needs[key])) for key in models}, reads
+
+
+def _role_activations(activations: Mapping[Any, Any], reads: Mapping[str, Any]) -> Any:
+    """What a corpus aggregate's ``update`` gets: its subject's hooks when it reads one model, else
+    role -> hooks (``checks.base.AggregatesCorpus``)."""
+    if list(reads) == [MODEL]:
+        return activations[reads[MODEL]]
+    return {role: activations[key] for role, key in reads.items()}
+
+
+def _same_vocabulary(a: Any, b: Any) -> bool:
+    """Whether two loaded models read token ids the same way (a corpus claim runs both on one row)."""
+    if a.tokenizer is None or b.tokenizer is None:
+        return False
+    return a.bos_token_id == b.bos_token_id and a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
 
 
 def _guarded(claim: PreparedClaim, doing: str, call: Any) -> Any:

@@ -54,6 +54,21 @@ Kinds and their ``data`` (every key not marked optional is required):
     highlight: list[str]                           (optional) labels drawn in the accent colour
     value_label: str                               (optional)
     lines: list[{"value": float, "label": str}]    (optional)
+
+``histogram``  distributions over shared bins, e.g. a neuron's activations on the tokens that match
+    a regex beside those that do not.
+    edges: list[float]                             the bins' edges: bins + 1, strictly increasing
+                                                  after rounding to 4 significant digits
+    series: list[{"label": str, "counts": list[float]}]   raw counts per bin (len(edges) - 1 each,
+                                                  finite, >= 0); drawn as each series' share of its
+                                                  own total per bin, so a rare class shows beside a
+                                                  common one (the y axis says so; the legend gives
+                                                  each series' total)
+    x_label: str                                   (optional) the binned value, with its unit
+    lines: list[{"value": float, "label": str}]    (optional) vertical reference lines on the x
+                                                  axis, e.g. a firing threshold
+    log_y: bool                                    (optional; default false) a log share axis, for
+                                                  the tails
 """
 
 from __future__ import annotations
@@ -62,7 +77,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("heatmap", "strip", "tokens", "line", "bars")
+KINDS = ("heatmap", "strip", "tokens", "line", "bars", "histogram")
 
 __all__ = ["KINDS", "Figure", "rounded"]
 

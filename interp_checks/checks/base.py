@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from interp_checks.figures import Figure
     from interp_checks.inputs.generators import InputBatch
     from interp_checks.interventions import Intervention
+    from interp_checks.stats import Comparison
 
 
 class CheckError(ValueError):
@@ -103,6 +104,7 @@ class CorpusPass:
     max_tokens: int = 100_000
     seq_len: int = 128
     null_tokens: int = 8_192
+    rows_per_document: int | None = None  # only each document's first rows (None: all of them)
 
     @property
     def label(self) -> str:
@@ -110,16 +112,17 @@ class CorpusPass:
         return self.source if self.split == "all" else f"{self.source}/{self.split}"
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
+    def key(self) -> tuple[str, str, int, int, int | None]:
         """Claims whose passes share this key share one stream (``null_tokens`` only bounds the twins')."""
-        return (self.source, self.split, self.max_tokens, self.seq_len)
+        return (self.source, self.split, self.max_tokens, self.seq_len, self.rows_per_document)
 
 
 class CorpusAggregate(Protocol):
     """A claim's bounded running state over one corpus pass on one model (the subject or a twin)."""
 
-    def update(self, activations: "Activations", rows: "InputBatch") -> None:
-        """Fold in one batch: the hooks the claim asked for, and the rows they were read on."""
+    def update(self, activations: "Activations | Mapping[str, Activations]", rows: "InputBatch") -> None:
+        """Fold in one batch: the hooks the claim asked for, and the rows they were read on (keyed by
+        role when the claim reads several models: ``AggregatesCorpus``)."""
 
 
 @dataclass
@@ -186,6 +189,19 @@ class Prepared:
     # For ``sampling == "corpus"``: the streams the claim reads (``CorpusPass``), each judged on its own;
     # the check implements ``AggregatesCorpus`` instead of ``measure``.
     corpora: tuple[CorpusPass, ...] = ()
+    # For ``sampling == "corpus"``: the role whose model the null streams replace by its random-weights
+    # twins (``null_needs`` is what each twin gives); the claim's other roles keep their real models
+    # there. MODEL unless the null is about another role (a larger model's neurons vs random ones).
+    null_role: str = MODEL
+    # For ``sampling == "corpus"``: statistic -> the comparison it is judged by, where the check restates
+    # the user's expectation as an equivalent one about another statistic ("at least 2 neurons have
+    # r >= 0.5" is "the 2nd largest r is >= 0.5": a count judged through a continuous order statistic).
+    restated: dict[str, "Comparison"] = field(default_factory=dict)
+    # For ``sampling == "corpus"``: statistic -> the name of its evaluator in
+    # ``stats.universal.CORPUS_EVALUATORS``: "pooled" (the default: ``stats.evaluate_pooled`` on a
+    # ``PooledStatistic``) or "universal" (a deterministic verdict from a counterexample search on a
+    # ``stats.universal.UniversalEvidence``, for "no token violates" claims; see ``SearchesCounterexamples``).
+    evaluators: dict[str, str] = field(default_factory=dict)
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -256,7 +272,17 @@ class AggregatesCorpus(Check, Protocol):
     ``null_tokens`` of each through each random-weights twin (hooks: ``null_needs``), calling
     ``aggregate`` once per (corpus, model) to get a fresh aggregate and its ``update`` per batch; then
     ``conclude`` once per corpus. It never calls ``measure``; the statistics layer judges each
-    statistic with ``stats.evaluate_pooled``.
+    statistic with ``stats.evaluate_pooled`` (against ``prepared.restated[stat]`` where the check
+    restated the user's comparison).
+
+    Several models on the same text: ``needs`` may name other roles (``model_roles``, e.g. a larger
+    model). Then every batch of rows (cut by the subject's tokenizer; the engine requires each role's
+    tokenizer to have the same vocabulary) runs through each role's model, and ``update`` gets a
+    mapping role -> that model's hooks instead of one model's hooks. In the null streams the model of
+    ``prepared.null_role`` is replaced by each of its random-weights twins (hooks: ``null_needs``)
+    while the other roles keep their real models, on the same rows; ``aggregate`` is then called with
+    ``role == NULL``. A claim that reads only the subject gets exactly what it got before: one model's
+    hooks, twins of the subject.
     """
 
     def aggregate(self, prepared: Prepared, corpus: CorpusPass, role: str) -> CorpusAggregate:
@@ -269,6 +295,51 @@ class AggregatesCorpus(Check, Protocol):
 
 
 NULL = "null"  # the role of a random-weights twin's aggregate in a corpus pass
+
+
+# Runs texts through the claim's model: each text tokenized with the model's tokenizer as text inputs
+# are (``inputs.generators.tokenize_texts``: BOS first, character offsets kept, right-padded), and the
+# hooks of ``needs[MODEL]`` captured. Returns (the batch, with ``texts`` and ``offsets``; activations).
+Probe = Callable[[Sequence[str]], "tuple[InputBatch, Activations]"]
+
+
+@dataclass
+class SearchOutcome:
+    """What a counterexample search found, for ``conclude`` and the report.
+
+    ``found``: some input violates the claim (generated, or a token of the corpus stream);
+    ``tried``: generated inputs run through the model (generation and shrinking); the minimal
+    counterexample (None when not found): its ``text``, ``tokens`` (as text), ``activations`` (the
+    value judged, per token), ``position`` (the violating token's index in ``tokens``) and
+    ``share`` (the share of the tokens it selects that violate); ``corpus_violations``: violating
+    tokens in the corpus stream; ``notes``: how it searched.
+    """
+
+    found: bool
+    tried: int
+    text: str | None = None
+    tokens: list[str] | None = None
+    activations: list[float] | None = None
+    position: int | None = None
+    share: float | None = None
+    corpus_violations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class SearchesCounterexamples(AggregatesCorpus, Protocol):
+    """A corpus check whose universal claims ("fires above t on every match of R") are refuted by a
+    counterexample, which it searches for with the model after the stream. ``search`` is optional.
+
+    The engine calls ``search`` once per (claim, corpus pass), after streaming the pass through the
+    subject and its twins and before ``conclude``, with the subject's aggregate of that pass and a
+    ``probe`` (see :data:`Probe`) bound to the subject model and the claim's hooks. The check keeps
+    the outcome in that aggregate, its own object, where ``conclude`` finds it; the engine only
+    times the search and turns an exception into the claim's error. A check that needs no search
+    for a claim (a statistical form) returns None at once.
+    """
+
+    def search(self, prepared: Prepared, corpus: CorpusPass, model_aggregate: CorpusAggregate, probe: Probe) -> SearchOutcome | None:
+        """Search for a counterexample to ``prepared``'s claim; record it in ``model_aggregate``."""
 
 
 class MeasuresNullDraws(Check, Protocol):
@@ -302,6 +373,7 @@ def register(check: Check) -> Check:
 
 def _load_builtin_checks() -> None:
     from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, features, heads, neurons, patching  # noqa: F401  (registers their checks)
+    from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
 
 
 def get_check(name: str) -> Check:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -161,6 +162,54 @@ class _Example:
     row: dict = None  # type: ignore[assignment]
 
 
+# The all-neuron sample of a batch, shared by every claim reading the same activations (the engine
+# captures one tensor per batch and stream for all of them): a claim keeps a reference, not a copy,
+# so memory does not grow with the number of claims. Keyed by the tensor's id while the tensor lives.
+_BLOCKS: dict[int, tuple[Any, np.ndarray]] = {}
+
+
+def scored_block(tensor: Any, acts: np.ndarray, scored: np.ndarray) -> np.ndarray:
+    """acts[scored] ([tokens, d_mlp] float32), computed once per activation tensor."""
+    key = id(tensor)
+    cached = _BLOCKS.get(key)
+    if cached is not None and cached[0]() is tensor and cached[1].shape[0] == int(scored.sum()):
+        return cached[1]
+    block = np.ascontiguousarray(acts[scored], dtype=np.float32)
+    if cached is None:
+        weakref.finalize(tensor, _BLOCKS.pop, key, None)
+    _BLOCKS[key] = (weakref.ref(tensor), block)
+    return block
+
+
+# The best-of-neurons statistics of one sample and one token class, shared by the claims that ask for
+# the same (several claims about one regex, on one stream): keyed by the sample's blocks (alive while
+# any claim holds them: checked by identity) and the class's bytes.
+_BEST: dict[tuple, tuple[list, dict]] = {}
+_BEST_KEPT = 64
+
+
+def best_of_neurons(blocks: list[np.ndarray], match: np.ndarray, k: int) -> dict[str, tuple[float, int]]:
+    """``stats.best_over_columns`` of the concatenated ``blocks`` against ``match``, computed once per
+    (blocks, class, k)."""
+    from interp_checks.stats.pooled import best_over_columns
+
+    key = (tuple(id(block) for block in blocks), hash(np.packbits(match).tobytes()), int(match.size), k)
+    cached = _BEST.get(key)
+    if cached is not None and all(ref() is block for ref, block in zip(cached[0], blocks)):
+        return cached[1]
+    best = best_over_columns(np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32), match, k)
+    if len(_BEST) >= _BEST_KEPT:
+        _BEST.pop(next(iter(_BEST)))
+    _BEST[key] = ([weakref.ref(block) for block in blocks], best)
+    return best
+
+
+def _has_other_types(tokens: np.ndarray, match: np.ndarray) -> bool:
+    """Whether a random class like the matching one can be drawn (enough never-matching token types)."""
+    matching = np.unique(tokens[match])
+    return matching.size > 0 and np.setdiff1d(np.unique(tokens), matching).size >= matching.size
+
+
 class NeuronAggregate:
     """One neuron's activation, whether the token matches, its document and id, for every token of a
     stream (13 bytes a token: 1M tokens is 13 MB); all neurons of the layer on the first
@@ -186,13 +235,14 @@ class NeuronAggregate:
         self.order = 0
 
     def update(self, activations: Activations, rows: InputBatch) -> None:
-        acts = activations[self.hook].float().cpu().numpy()  # [rows, pos, d_mlp]
+        tensor = activations[self.hook]
+        acts = tensor.float().cpu().numpy()  # [rows, pos, d_mlp]
         scored = rows.valid.copy()
         scored[:, 0] = False  # BOS: no text
         match = regex_mask(rows, self.regex) & scored
         if self.sampled < self.null_tokens:
             take = min(self.null_tokens - self.sampled, int(scored.sum()))
-            self.sample.append(acts[scored][:take].astype(np.float32))
+            self.sample.append(scored_block(tensor, acts, scored)[:take])
             self.sample_match.append(match[scored][:take])
             self.sample_token.append(rows.tokens[scored][:take].astype(np.int32))
             self.sampled += take
@@ -227,6 +277,12 @@ class NeuronAggregate:
             }
             entry = _Example(value, -self.order, row)
             (heapq.heappush if len(self.examples) < self.examples_kept else heapq.heapreplace)(self.examples, entry)
+
+    def sample_labels(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(tokens in the all-neuron sample, [tokens] match, [tokens] token ids), without copying the sample."""
+        if not self.sample:
+            return 0, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32)
+        return self.sampled, np.concatenate(self.sample_match), np.concatenate(self.sample_token)
 
     def all_neuron_sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """([tokens, d_mlp] activations, [tokens] match, [tokens] token ids) of the first ``null_tokens`` tokens."""
@@ -279,7 +335,7 @@ class _NeuronCorpusCheck:
         return NeuronAggregate(state["hook"], state["neuron"], state["regex"], corpus.null_tokens, role)
 
     def conclude(self, prepared: Prepared, corpus: CorpusPass, model: NeuronAggregate, nulls: list[NeuronAggregate]) -> CorpusMeasurement:
-        from interp_checks.stats.pooled import best_over_columns, frequency_matched_class
+        from interp_checks.stats.pooled import frequency_matched_class
 
         state = prepared.state
         activation, match, document = model.activation.array(), model.match.array(), model.document.array()
@@ -288,14 +344,14 @@ class _NeuronCorpusCheck:
             f"{activation.size:,} tokens of {len(model.documents)} documents ({corpus.label}); {int(match.sum()):,} match "
             f"({_share(match):.2%})"
         ]
-        sample, sample_match, sample_token = model.all_neuron_sample()
+        _, sample_match, sample_token = model.sample_labels()
         k_null = max(1, round(k * sample_match.size / max(1, activation.size)))
-        random_best = [best_over_columns(*twin.all_neuron_sample()[:2], k_null) for twin in nulls if twin.sampled]
+        random_best = [best_of_neurons(twin.sample, twin.sample_labels()[1], k_null) for twin in nulls if twin.sampled]
         rng = np.random.default_rng(0)
         class_best = [
-            best_over_columns(sample, frequency_matched_class(sample_token, sample_match, rng), k_null) for _ in range(RANDOM_CLASSES)
-        ] if sample_match.any() else []
-        d_mlp = sample.shape[1] if sample.ndim == 2 else 0
+            best_of_neurons(model.sample, frequency_matched_class(sample_token, sample_match, rng), k_null) for _ in range(RANDOM_CLASSES)
+        ] if _has_other_types(sample_token, sample_match) else []
+        d_mlp = model.sample[0].shape[1] if model.sample else 0
         statistics = {}
         for stat in prepared.statistics:
             pooled = self._pooled(stat, prepared, activation, match, document, k)
@@ -345,10 +401,7 @@ class _NeuronCorpusCheck:
                 f"matches {regex!r}.",
             ))
         if activation.size:
-            from interp_checks.figures import KINDS
-
-            if "histogram" in KINDS:  # TEMPORARY until the report branch adds the kind
-                figures.append(activation_histogram(name, regex, corpus, activation, match))
+            figures.append(activation_histogram(name, regex, corpus, activation, match))
             figures.append(band_bars(name, regex, corpus, activation, match))
         return figures
 
@@ -369,8 +422,8 @@ def activation_histogram(name: str, regex: str, corpus: CorpusPass, activation: 
     if edges[0] == edges[-1]:
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
     series = [
-        {"label": f"matches {regex} ({int(match.sum()):,} tokens)", "counts": np.histogram(activation[match], edges)[0].tolist()},
-        {"label": f"other tokens ({int((~match).sum()):,})", "counts": np.histogram(activation[~match], edges)[0].tolist()},
+        {"label": f"matches {regex}", "counts": np.histogram(activation[match], edges)[0].tolist()},
+        {"label": "other tokens", "counts": np.histogram(activation[~match], edges)[0].tolist()},
     ]
     data = {"edges": edges.tolist(), "series": series, "x_label": f"{name} activation", "log_y": True}
     return Figure(

@@ -400,6 +400,7 @@ def iter_token_batches(
     split: str = "all",
     base_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    rows_per_document: int | None = None,
 ) -> Iterator[TokenBatch]:
     """Stream a corpus as batches of token rows, for scanning millions of tokens.
 
@@ -408,6 +409,8 @@ def iter_token_batches(
     ``seq_len - 1`` document tokens, as the models saw text in training. Rows never span two
     documents, so each row has one name. A document's last partial row is dropped unless ``pad_id``
     is given, in which case it is right-padded and ``valid`` marks the real tokens.
+    ``rows_per_document`` keeps only each document's first rows: a sample spread over more
+    documents, where the document is the unit of sampling.
 
     Stops once ``max_tokens`` (counting every valid position, BOS included) have been yielded: the
     last batch may be short and the total overshoots by less than one row. Memory: one document's
@@ -419,11 +422,13 @@ def iter_token_batches(
         raise ValueError(f"need seq_len >= {1 + (bos_id is not None)} and batch_size >= 1, got {seq_len}, {batch_size}")
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    if rows_per_document is not None and rows_per_document < 1:
+        raise ValueError(f"rows_per_document must be positive (or None for every row), got {rows_per_document}")
     stream = _split_stream(source, split, base_dir)
-    return _token_batches(stream, tokenizer, seq_len, batch_size, max_tokens, bos_id, pad_id, progress)
+    return _token_batches(stream, tokenizer, seq_len, batch_size, max_tokens, bos_id, pad_id, progress, rows_per_document)
 
 
-def _token_batches(stream, tokenizer, seq_len, batch_size, max_tokens, bos_id, pad_id, progress) -> Iterator[TokenBatch]:
+def _token_batches(stream, tokenizer, seq_len, batch_size, max_tokens, bos_id, pad_id, progress, rows_per_document=None) -> Iterator[TokenBatch]:
     prefix = 0 if bos_id is None else 1
     body = seq_len - prefix
     fill = pad_id if pad_id is not None else 0
@@ -456,6 +461,8 @@ def _token_batches(stream, tokenizer, seq_len, batch_size, max_tokens, bos_id, p
             encoded = tokenizer.encode(doc.text, add_special_tokens=False)
             ids = np.asarray(getattr(encoded, "ids", encoded), dtype=np.int64)
             stop = len(ids) if pad_id is not None else len(ids) - len(ids) % body
+            if rows_per_document is not None:
+                stop = min(stop, rows_per_document * body)
             for start in range(0, stop, body):
                 chunk = ids[start : start + body]
                 row = len(names)

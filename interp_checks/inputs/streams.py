@@ -82,6 +82,7 @@ def corpus_rows(
     base_dir: str | os.PathLike | None = None,
     row_text: RowText | None = None,
     progress: bool = False,
+    rows_per_document: int | None = None,
 ) -> Iterator[tuple[TokenBatch, InputBatch]]:
     """Stream ``source`` as rows for ``model`` (a ``LoadedModel``: its tokenizer, BOS and specials):
     each batch as the raw :class:`TokenBatch` and as an :class:`InputBatch` with text. Rows are BOS +
@@ -94,6 +95,7 @@ def corpus_rows(
     for rows in iter_token_batches(
         source, encoder, seq_len=seq_len, batch_size=batch_size, max_tokens=max_tokens,
         bos_id=bos, pad_id=bos if bos is not None else 0, split=split, base_dir=base_dir, progress=progress,
+        rows_per_document=rows_per_document,
     ):
         yield rows, text.batch(rows)
 
@@ -101,13 +103,16 @@ def corpus_rows(
 # -- the inputs kind of corpus claims -------------------------------------------------------------
 
 STREAM_KIND = "corpus_stream"
+ALL_ROWS = 1_000_000  # rows_per_document's default: every row of any real document
 MAX_STREAM_TOKENS = 50_000_000
 
 
 @register_generator(
     STREAM_KIND,
-    defaults={"source": "stdlib", "split": "heldout", "max_tokens": 100_000, "seq_len": 128, "null_tokens": 8_192},
+    defaults={"source": "stdlib", "split": "heldout", "max_tokens": 100_000, "seq_len": 128, "null_tokens": 8_192, "rows_per_document": ALL_ROWS},
     limits={"max_tokens": MAX_STREAM_TOKENS, "null_tokens": MAX_STREAM_TOKENS},
+    # rows_per_document: only each document's first N rows (more documents in the same number of
+    # tokens: the document is the unit of sampling); the default reads every row
     size=lambda p: 0,  # streamed with bounded memory: nothing is allocated per token of the corpus
     description=(
         "a corpus streamed through the model for corpus claims (neuron_regex, top_examples, ...): rows of "
@@ -139,6 +144,9 @@ def corpus_passes(inputs: Mapping[str, Any], n_ctx: int) -> tuple[CorpusPass, ..
     if seq_len < 2:
         raise InputSpecError(f"inputs.seq_len must be at least 2 (BOS and one token), got {inputs['seq_len']}")
     return tuple(
-        CorpusPass(source, inputs["split"], int(inputs["max_tokens"]), seq_len, min(int(inputs["null_tokens"]), int(inputs["max_tokens"])))
+        CorpusPass(
+            source, inputs["split"], int(inputs["max_tokens"]), seq_len,
+            min(int(inputs["null_tokens"]), int(inputs["max_tokens"])), None if inputs["rows_per_document"] >= ALL_ROWS else int(inputs["rows_per_document"]),
+        )
         for source in sources
     )

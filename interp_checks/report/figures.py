@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from interp_checks.figures import KINDS
 
-__all__ = ["DRAWERS", "draw_figure", "drawer", "token_colour"]
+__all__ = ["DRAWERS", "draw_figure", "drawer", "text_token", "token_colour"]
 
 Drawer = Callable[[Mapping[str, Any]], str]
 DRAWERS: dict[str, Drawer] = {}
@@ -380,6 +380,89 @@ def draw_bars(data: Mapping[str, Any]) -> str:
         return _svg(fig)
 
 
+HISTOGRAM_SHARE_LABEL = "share of the series' total, per bin"
+
+
+def _finite_numbers(values: Any, name: str) -> list[float]:
+    """``values`` as finite floats, or a FigureDataError naming ``name`` (a NaN bin cannot be drawn)."""
+    numbers = _numbers(values, name)
+    bad = [value for value in numbers if not math.isfinite(value)]
+    if bad:
+        raise FigureDataError(f"{name} must be finite numbers, found {bad[0]!r}")
+    return numbers
+
+
+def _histogram_edges(values: Any) -> list[float]:
+    edges = _finite_numbers(values, "edges")
+    if len(edges) < 2:
+        raise FigureDataError(f"edges must hold at least 2 numbers (bins + 1), found {len(edges)}")
+    for i, (left, right) in enumerate(zip(edges, edges[1:])):
+        if not left < right:
+            raise FigureDataError(
+                f"edges must be strictly increasing: edges[{i}] = {left:g}, edges[{i + 1}] = {right:g} (report.json keeps 4 "
+                "significant digits, so narrower bins merge: choose edges that survive the rounding)"
+            )
+    return edges
+
+
+def _histogram_series(series: Any, bins: int) -> list[tuple[str, list[float]]]:
+    """[(label, counts)] of the ``series`` list, each with ``bins`` finite, non-negative counts."""
+    if not isinstance(series, Sequence) or isinstance(series, (str, bytes)) or not series:
+        raise FigureDataError("series must be a non-empty list of {label, counts}")
+    parsed = []
+    for i, item in enumerate(series):
+        if not isinstance(item, Mapping):
+            raise FigureDataError(f"series[{i}] must be a mapping {{label, counts}}, not {type(item).__name__}")
+        counts = _finite_numbers(item["counts"], f"series[{i}].counts")
+        if len(counts) != bins:
+            raise FigureDataError(f"series[{i}].counts has {len(counts)} bins, but the {bins + 1} edges make {bins}")
+        if any(count < 0 for count in counts):
+            raise FigureDataError(f"series[{i}].counts must not be negative, found {min(counts):g}")
+        parsed.append((str(item.get("label", "")), counts))
+    return parsed
+
+
+def _shares(counts: list[float]) -> list[float]:
+    """Each bin's share of the series' total (all zeros for an empty series: nothing to show)."""
+    total = sum(counts)
+    return [count / total for count in counts] if total > 0 else [0.0] * len(counts)
+
+
+@drawer("histogram")
+def draw_histogram(data: Mapping[str, Any]) -> str:
+    """Distributions over shared bins as outlined, lightly filled steps, each series as its share of
+    its own total per bin: raw counts would flatten the rare class (the few tokens that match) next
+    to the common one. The legend gives each series' total so the shares can be read back as counts."""
+    edges = _histogram_edges(data["edges"])
+    series = _histogram_series(data["series"], len(edges) - 1)
+    log_y = data.get("log_y", False)
+    if not isinstance(log_y, bool):
+        raise FigureDataError(f"log_y must be true or false, not {log_y!r}")
+    for value, _ in _reference_lines(data):
+        if not math.isfinite(value):
+            raise FigureDataError(f"lines must have finite values, found {value!r}")
+    shares = [_shares(counts) for _, counts in series]
+    positive = [share for row in shares for share in row if share > 0]
+    floor = min(positive, default=1.0) / 2 if log_y else 0.0  # a log axis has no zero: empty bins sit on the floor
+    with _matplotlib() as Figure:
+        fig = Figure(figsize=(5.6, 3.2))
+        ax = fig.add_subplot()
+        for i, ((label, counts), row) in enumerate(zip(series, shares)):
+            colour = PALETTE[i % len(PALETTE)]
+            heights = [max(share, floor) for share in row]
+            ax.stairs(heights, edges, baseline=floor, fill=True, color=colour, alpha=0.25, linewidth=0)
+            total = f"{round(sum(counts)):,}"
+            ax.stairs(heights, edges, baseline=floor, color=colour, linewidth=1.4, label=f"{label} (total {total})" if label else f"total {total}")
+        _draw_reference_lines(ax, data, horizontal=False)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel(str(data.get("x_label", "")))
+        ax.set_ylabel(HISTOGRAM_SHARE_LABEL + (" (log)" if log_y else ""))
+        _legend_if_labelled(ax)
+        return _svg(fig)
+
+
 # --- tokens as HTML ----------------------------------------------------------------------------
 
 def token_colour(value: float | None, center: float, scale: float) -> str | None:
@@ -403,6 +486,12 @@ def _mark(char: str) -> str | None:
     if not char.isprintable():  # control characters, as Python escapes them (\x19): common fonts lack the control pictures
         return repr(char)[1:-1]
     return None
+
+
+def text_token(token: str) -> str:
+    """A token as plain text on one line (report.md): spaces stay spaces, so code reads as code;
+    newlines, tabs and control characters show as the marks of token rows; an empty token as ∅."""
+    return "".join(char if char == " " else _mark(char) or char for char in token) or "∅"
 
 
 def _plain_visible(token: str) -> str:

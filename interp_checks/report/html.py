@@ -90,8 +90,8 @@ ul.notes { margin: .5rem 0; padding-left: 1.2rem; color: var(--muted); font-size
 .drift { color: var(--refuted); }
 .figs { display: flex; flex-wrap: wrap; gap: 1rem 1rem; margin-top: .8rem; align-items: flex-start; }
 figure.fig { margin: 0; max-width: 100%; }
-figure.fig-heatmap, figure.fig-strip, figure.fig-line, figure.fig-bars { width: fit-content; }
-figure.fig-heatmap > :not(svg), figure.fig-strip > :not(svg), figure.fig-line > :not(svg), figure.fig-bars > :not(svg) {
+figure.fig:not(.fig-tokens):not(.fig-unknown) { width: fit-content; }  /* every plotted kind, present and future */
+figure.fig:not(.fig-tokens):not(.fig-unknown) > :not(svg) {
   contain: inline-size; }  /* title and caption wrap to the picture's width instead of widening it */
 figure.fig-tokens, figure.fig-unknown { flex: 1 1 100%; }
 .fig-title { font-weight: 600; font-size: .95rem; margin-bottom: .2rem; }

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from interp_checks.report.compare import diff_from_record, render_markdown_table
+from interp_checks.report.figures import text_token
 from interp_checks.report.format import deciding_p as _deciding_p
 from interp_checks.report.format import effect_text as _effect
 from interp_checks.report.format import fmt as _fmt
@@ -87,6 +89,97 @@ def _baseline_section(report: dict[str, Any]) -> list[str]:
     ]
 
 
+MARKDOWN_TOKEN_ROWS = 3  # rows of each ``tokens`` figure shown as text in report.md (report.html shows all)
+CONTEXT_CHARS = 80  # characters of context kept on each side of the marked token in report.md
+FOCUS_OPEN, FOCUS_CLOSE = "⟦", "⟧"
+
+
+INLINE_MARKUP = re.compile(r"([\\`*_\[\]<>#|~&])")  # emphasis, code, links, HTML, entities, tables
+BLOCK_START = re.compile(r"^([-+]|\d{1,9}[.)])(?= |$)")  # what would open a nested list item
+
+
+def _markdown_escaped(text: Any) -> str:
+    """Free text (a label, a title) on one Markdown line with its markup escaped: a file name's
+    underscores must not italicise the rest of the line, nor a label starting "- " or "1. " open a
+    list. Only what CommonMark would read as markup is escaped, so the raw file stays readable."""
+    text = INLINE_MARKUP.sub(r"\\\1", " ".join(str(text).split()))
+    return BLOCK_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], text)
+
+
+def _code_span(text: str) -> str:
+    """``text`` as a Markdown code span that no token can break out of: fenced by one backtick more
+    than its longest run of them, and padded by a space on each side where CommonMark would
+    otherwise eat a leading or trailing backtick or space (the padding is what it strips)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = text.strip(" ") != "" and (text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " "))
+    return f"{fence} {text} {fence}" if pad else f"{fence}{text}{fence}"
+
+
+def _cropped(text: str, limit: int, *, keep_end: bool) -> str:
+    """At most ``limit`` characters of ``text`` and an ellipsis where it was cut: the end of the
+    context before the marked token, the start of the context after it."""
+    if len(text) <= limit:
+        return text
+    return "…" + text[-limit:] if keep_end else text[:limit] + "…"
+
+
+def token_row_text(row: dict[str, Any]) -> str:
+    """One row of a ``tokens`` figure as one line of text, its focused token marked ⟦token⟧, with at
+    most CONTEXT_CHARS characters of context on each side (whitespace shown as in report.html)."""
+    tokens = [text_token(str(token)) for token in row.get("tokens") or []]
+    if not tokens:
+        return "∅"
+    focus = row.get("focus")
+    if not isinstance(focus, int) or isinstance(focus, bool) or not 0 <= focus < len(tokens):
+        return _cropped("".join(tokens), 2 * CONTEXT_CHARS, keep_end=False)
+    before = _cropped("".join(tokens[:focus]), CONTEXT_CHARS, keep_end=True)
+    after = _cropped("".join(tokens[focus + 1 :]), CONTEXT_CHARS, keep_end=False)
+    return f"{before}{FOCUS_OPEN}{tokens[focus]}{FOCUS_CLOSE}{after}"
+
+
+def _token_row_line(row: dict[str, Any]) -> str:
+    """``- label: `text with ⟦focus⟧` ``: one list item per row (no label, no prefix)."""
+    label = _markdown_escaped(row.get("label") or "")
+    return f"- {label + ': ' if label else ''}{_code_span(token_row_text(row))}"
+
+
+def _token_figure_lines(claim_id: Any, figure: dict[str, Any]) -> list[str]:
+    """The heading and first rows of one ``tokens`` figure; a malformed one says so in one line
+    (report.md must never be lost to a picture, as report.html never is)."""
+    head = f"**`{str(claim_id).replace('`', '')}`**: {_markdown_escaped(figure.get('title') or 'tokens')}"
+    try:
+        rows = figure["data"]["rows"]
+        if not isinstance(rows, list) or not all(isinstance(item, dict) for item in rows[:MARKDOWN_TOKEN_ROWS]):
+            raise ValueError("rows must be a list of {label, tokens, values, focus}")
+        shown = [_token_row_line(row) for row in rows[:MARKDOWN_TOKEN_ROWS]]
+    except Exception as error:  # noqa: BLE001 - one bad figure must not lose the report
+        return [head, "", f"- (cannot show this figure's rows: {type(error).__name__}: {_markdown_escaped(error)})", ""]
+    count = f" (the first {len(shown)} of {len(rows)} rows)" if len(rows) > len(shown) else ""
+    return [head + count, "", *shown, ""]
+
+
+def _token_examples_section(report: dict[str, Any]) -> list[str]:
+    """The first rows of every claim's ``tokens`` figures (top examples, counterexamples, contexts
+    of largest gain) as text, so a reader of the Markdown report sees what the pictures show. Only
+    figure kinds are known here, never checks."""
+    lines: list[str] = []
+    for claim in report["claims"]:
+        for figure in claim.get("figures") or []:
+            if isinstance(figure, dict) and figure.get("kind") == "tokens":
+                lines += _token_figure_lines(claim.get("id"), figure)
+    if not lines:
+        return []
+    return [
+        "",
+        "## Token examples",
+        "",
+        f"The first {MARKDOWN_TOKEN_ROWS} rows of each claim's `tokens` figures, as text: {FOCUS_OPEN} {FOCUS_CLOSE} mark "
+        "the token a row is about, ⏎ a newline, ⇥ a tab. report.html shows every row, shaded by value.",
+        "",
+        *lines[:-1],
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A table a person reads in a CI log, then the errors and the method."""
     lines = ["# interp_checks report", ""]
@@ -139,6 +232,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if errors:
         lines += ["", "## Errors", ""]
         lines += [f"- `{c['id']}`: {c['error']}" for c in errors]
+    lines += _token_examples_section(report)
     timed = [c for c in report["claims"] if c.get("duration_s")]
     if timed:
         load = sum(c.get("load_s") or 0.0 for c in timed)

@@ -20,18 +20,26 @@ from interp_checks.stats.evaluate import Evaluation, evaluate, evaluate_against_
 from interp_checks.stats.estimators import ESTIMATORS, display_unit, display_values, evaluate_with
 from interp_checks.stats.ratios import evaluate_ratio_of_means, evaluate_share_beaten, ratio_shares
 from interp_checks.stats.pooled import (
+    CorrelationSums,
     PooledStatistic,
     auroc_statistic,
     band_share_statistic,
     best_over_columns,
     column_statistics,
     correlation_statistic,
+    correlation_sums,
     evaluate_pooled,
+    family_separation_statistic,
     firing_precision_statistic,
     firing_recall_statistic,
     firing_threshold,
     frequency_matched_class,
+    mean_pairwise_correlation_statistic,
+    pooled_correlations,
+    rank_correlation_statistic,
+    ranked_correlation_statistic,
     top_share_statistic,
+    undefined_statistic,
 )
 from interp_checks.stats.multiplicity import AdjustMethod, adjust_p_values
 from interp_checks.stats.verdict import ClaimDecision, Outcome, claim_p_values, combine, decide, decide_claim
@@ -41,6 +49,7 @@ __all__ = [
     "AdjustMethod",
     "ClaimDecision",
     "Comparison",
+    "CorrelationSums",
     "ComparisonOp",
     "Evaluation",
     "Outcome",
@@ -54,6 +63,7 @@ __all__ = [
     "cluster_means",
     "combine",
     "correlation_statistic",
+    "correlation_sums",
     "decide",
     "decide_claim",
     "ratio_shares",
@@ -67,9 +77,15 @@ __all__ = [
     "evaluate_ratio_of_means",
     "evaluate_share_beaten",
     "evaluate_with",
+    "family_separation_statistic",
     "firing_precision_statistic",
     "firing_recall_statistic",
     "firing_threshold",
     "frequency_matched_class",
+    "mean_pairwise_correlation_statistic",
+    "pooled_correlations",
+    "rank_correlation_statistic",
+    "ranked_correlation_statistic",
     "top_share_statistic",
+    "undefined_statistic",
 ]

@@ -27,15 +27,21 @@ models refuse a BOS token. Every other head writes
 nothing: two have all four matrices zero, two have sharp attention (to themselves, to the first
 position) but ``W_O = 0`` ("distractors"), two have random ``W_Q, W_K, W_V`` and ``W_O = 0``.
 All biases are zero except a distractor's query bias, and the unembedding has no bias.
+
+``token_neurons_1l`` (:func:`build_token_neurons`) -- a 1-layer model with an MLP (SoLU or GELU)
+whose neuron i fires exactly on a chosen set of token strings of the zoo tokenizer and reads 0 on
+every other token, in any context; optionally with a planted exception (a token a claim's regex
+matches but the neuron leaves out). Its answer key is a :class:`KnownNeurons`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Sequence
 
+import numpy as np
 import torch
 from jaxtyping import Float
 
@@ -343,3 +349,236 @@ def build_induction_2l(folder: str | Path, *, variant: Variant = "narrow", seed:
     meta = {"description": __doc__.split("\n\n")[0], "builder": "interp_checks.zoo.handbuilt.build_induction_2l", "variant": variant, "seed": seed, "known_circuit": circuit.to_dict()}
     save_native(bridge, folder, meta=meta)
     return circuit
+
+
+# -- token neurons ---------------------------------------------------------------------------------
+#
+# ``token_neurons_1l`` -- a 1-layer model whose MLP neuron i fires exactly on a chosen set of token
+# strings: the answer key for neuron claims ("L0N0 mimics \d", "L0N0 fires on every digit").
+#
+# The residual stream at a position is its token's embedding and nothing else: rotary positions
+# add nothing to the residual, and the attention writes nothing (W_O = 0, b_O = 0). Every embedding
+# has mean 0 over d_model and norm sqrt(d_model), so the layer norm before the MLP (weight 1, bias
+# 0) only divides it by sqrt(1 + eps). The zero-mean subspace is cut by an orthonormal basis into
+# one direction u_i per neuron and a rest: a token of neuron i's set has component 1 along u_i (a
+# token of several sets, 1 along each), a token of none has no component along any u_j, and the
+# rest of its norm is a random vector in the rest. W_in[:, i] = PRE_ACTIVATION * u_i and b_in = 0,
+# so neuron i's pre-activation is PRE_ACTIVATION / sqrt(1 + eps) on its tokens and exactly 0 on
+# every other token, in any context.
+
+PRE_ACTIVATION = 4.0  # a neuron's pre-activation on its tokens (0 on every other token)
+TOKEN_NEURONS_D_MODEL = 64
+TOKEN_NEURONS_N_CTX = 128
+TOKEN_NEURONS_N_HEADS = 4
+TOKEN_NEURON_ACTIVATIONS = ("solu_ln", "gelu")
+# Where a neuron is read: for SoLU before its extra layer norm (as the SoLU paper and Neuroscope read
+# neurons, and as ``checks.neurons`` reads them by default); for GELU the MLP's activation.
+TOKEN_NEURON_HOOKS = {"solu_ln": "blocks.0.mlp.ln.hook_in", "gelu": "blocks.0.mlp.hook_post"}
+
+
+@dataclass(frozen=True)
+class KnownNeurons:
+    """The answer key of :func:`build_token_neurons`: which token strings each neuron fires on.
+
+    ``fires_on[i]``: the token strings (as the tokenizer decodes them) on which neuron ``L0N{i}``
+    fires, in any context; ``token_ids[i]`` their ids. ``exceptions[i]``: token strings left out of
+    neuron i's set on purpose (a claim whose regex matches them is false, with the exception as its
+    minimal counterexample). ``hook``: where the neurons are read. ``pre_activation``: a neuron's
+    pre-activation on its tokens (0 on every other token); ``threshold``: halfway between 0 (what
+    every neuron reads off its tokens) and the smallest activation of a neuron on one of its tokens.
+    """
+
+    name: str
+    spec: str
+    act_fn: str
+    d_mlp: int
+    hook: str
+    fires_on: dict[int, tuple[str, ...]]
+    token_ids: dict[int, tuple[int, ...]]
+    exceptions: dict[int, tuple[str, ...]]
+    pre_activation: float
+    threshold: float
+    eps: float
+    architecture: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, as written into the checkpoint's ``meta["known_neurons"]`` (neuron keys as strings)."""
+        data = asdict(self)
+        for key in ("fires_on", "token_ids", "exceptions"):
+            data[key] = {str(i): list(v) for i, v in data[key].items()}
+        return data
+
+    def membership(self, d_vocab: int) -> np.ndarray:
+        """[d_vocab, d_mlp] bool: whether each token is in each neuron's set."""
+        member = np.zeros((d_vocab, self.d_mlp), dtype=bool)
+        for neuron, ids in self.token_ids.items():
+            member[list(ids), neuron] = True
+        return member
+
+    def expected(self, token_ids: Any) -> np.ndarray:
+        """[..., d_mlp] the activations at ``hook`` that the construction implies for these tokens,
+        whatever their context (float64): SoLU's x * softmax(x) over the layer's neurons before its
+        layer norm, or GELU (the exact, erf form) of the pre-activation."""
+        from scipy.special import erf, softmax
+
+        ids = np.asarray(token_ids, dtype=np.int64)
+        pre = self.membership(int(self.architecture["d_vocab"]))[ids] * (self.pre_activation / math.sqrt(1.0 + self.eps))
+        if self.act_fn == "solu_ln":
+            return pre * softmax(pre, axis=-1)
+        return 0.5 * pre * (1.0 + erf(pre / math.sqrt(2.0)))
+
+
+def zoo_token_strings() -> list[str]:
+    """Every id of the zoo tokenizer (fixtures/zoo/tokenizer.json) decoded on its own ("" for
+    special tokens): the strings :func:`build_token_neurons` names tokens by."""
+    from interp_checks.inputs.streams import token_strings
+    from interp_checks.models.native import load_tokenizer
+    from interp_checks.zoo import zoo_tokenizer_path
+
+    return [str(s) for s in token_strings(load_tokenizer(zoo_tokenizer_path()))]
+
+
+def token_strings_matching(pattern: str) -> tuple[str, ...]:
+    """The zoo tokenizer's token strings in which ``pattern`` finds a match (``re.search``), each once.
+
+    For a one-character pattern such as ``\\d`` these are exactly the tokens that overlap a match of
+    the pattern in any text (the ``where: {regex}`` rule), so a neuron built on them fires on every
+    match of the pattern and on no other token.
+    """
+    import re
+
+    compiled = re.compile(pattern)
+    return tuple(dict.fromkeys(s for s in zoo_token_strings() if s and compiled.search(s)))
+
+
+def _zero_mean_basis(d_model: int, generator: torch.Generator) -> torch.Tensor:
+    """[d_model, d_model - 1] orthonormal columns spanning the vectors of mean 0 (what layer norm keeps)."""
+    random = torch.randn(d_model, d_model - 1, generator=generator, dtype=torch.float64)
+    random -= random.mean(dim=0, keepdim=True)
+    basis, _ = torch.linalg.qr(random)
+    return basis
+
+
+def token_neuron_embeddings(member: np.ndarray, d_model: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings [d_vocab, d_model], neuron directions [d_model, d_mlp]) for a membership matrix
+    [d_vocab, d_mlp]: each embedding of mean 0 and norm sqrt(d_model), component 1 along the
+    direction of each neuron whose set holds the token, none along the others."""
+    member_t = torch.as_tensor(member, dtype=torch.float64)
+    d_vocab, d_mlp = member_t.shape
+    if d_model - 1 - d_mlp < 1:
+        raise ValueError(f"d_model {d_model} leaves no room for {d_mlp} neuron directions and a token identity")
+    basis = _zero_mean_basis(d_model, generator)
+    directions, rest = basis[:, :d_mlp], basis[:, d_mlp:]
+    memberships = member_t.sum(dim=1, keepdim=True)
+    if float(memberships.max()) >= d_model:
+        raise ValueError("a token belongs to too many neurons' sets for the embedding norm")
+    identity = torch.randn(d_vocab, rest.shape[1], generator=generator, dtype=torch.float64)
+    identity = identity / identity.norm(dim=1, keepdim=True) * torch.sqrt(d_model - memberships)
+    embed = member_t @ directions.T + identity @ rest.T
+    return embed, directions
+
+
+def token_neurons_architecture(d_mlp: int, act_fn: str, d_vocab: int) -> dict[str, Any]:
+    """The TransformerBridgeConfig fields of ``token_neurons_1l`` (d_model grows with d_mlp)."""
+    if act_fn not in TOKEN_NEURON_ACTIVATIONS:
+        raise ValueError(f"act_fn must be one of {', '.join(TOKEN_NEURON_ACTIVATIONS)}, got {act_fn!r}")
+    d_model = max(TOKEN_NEURONS_D_MODEL, TOKEN_NEURONS_N_HEADS * math.ceil((d_mlp + 16) / TOKEN_NEURONS_N_HEADS))
+    return dict(
+        d_model=d_model,
+        d_head=d_model // TOKEN_NEURONS_N_HEADS,
+        n_heads=TOKEN_NEURONS_N_HEADS,
+        n_layers=1,
+        n_ctx=TOKEN_NEURONS_N_CTX,
+        d_vocab=d_vocab,
+        d_mlp=d_mlp,
+        act_fn=act_fn,
+        normalization_type="LN",
+        positional_embedding_type="rotary",
+        default_prepend_bos=True,
+        original_architecture=f"handbuilt-token-neurons-1l-{act_fn}",
+    )
+
+
+def _token_sets(
+    neurons: Mapping[int, Sequence[str]], exceptions: Mapping[int, Sequence[str]], strings: list[str], d_mlp: int
+) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[int, ...]], dict[int, tuple[str, ...]]]:
+    """(strings, ids, exceptions) per neuron, checked: known strings, neurons inside the layer, each
+    exception one of the neuron's given strings (it is then left out of the set)."""
+    ids_of: dict[str, list[int]] = {}
+    for i, text in enumerate(strings):
+        if text:
+            ids_of.setdefault(text, []).append(i)
+    fires_on, token_ids, left_out = {}, {}, {}
+    for neuron, texts in neurons.items():
+        if not isinstance(neuron, int) or not 0 <= neuron < d_mlp:
+            raise ValueError(f"neuron {neuron!r} is outside the layer of {d_mlp} neurons")
+        if isinstance(texts, str):
+            raise ValueError(f"neuron {neuron}: give a sequence of token strings, not the string {texts!r}")
+        unknown = [t for t in texts if t not in ids_of]
+        if unknown:
+            raise ValueError(f"neuron {neuron}: {unknown[:5]!r} are not token strings of the tokenizer")
+        out = tuple(dict.fromkeys(exceptions.get(neuron, ())))
+        missing = [t for t in out if t not in texts]
+        if missing:
+            raise ValueError(f"neuron {neuron}: exception(s) {missing!r} are not among its token strings")
+        kept = tuple(t for t in dict.fromkeys(texts) if t not in out)
+        fires_on[neuron] = kept
+        token_ids[neuron] = tuple(sorted(i for t in kept for i in ids_of[t]))
+        left_out[neuron] = out
+    extra = sorted(set(exceptions) - set(neurons))
+    if extra:
+        raise ValueError(f"exceptions name neuron(s) {extra} that have no token set")
+    return fires_on, token_ids, left_out
+
+
+def build_token_neurons(
+    folder: str | Path,
+    neurons: Mapping[int, Sequence[str]],
+    *,
+    d_mlp: int = 16,
+    act_fn: str = "solu_ln",
+    seed: int = 0,
+    exceptions: Mapping[int, Sequence[str]] | None = None,
+) -> KnownNeurons:
+    """Write ``token_neurons_1l`` to ``folder`` (a ``native:`` checkpoint with the zoo tokenizer) and
+    return its answer key: neuron i (``L0N{i}``) fires on the token strings ``neurons[i]`` and on no
+    other token, in any context (see the section comment above). ``exceptions[i]``: strings of
+    ``neurons[i]`` to leave out of the set, e.g. ``{0: ["7"]}`` with ``neurons[0]`` every token
+    holding a digit: "L0N0 fires on every match of \\d" is then false, and ``7`` is its minimal
+    counterexample. Neurons not named fire on nothing. Deterministic for a given ``seed``."""
+    from interp_checks.models.native import boot_random, save_native
+    from interp_checks.zoo import zoo_tokenizer_path
+
+    strings = zoo_token_strings()
+    architecture = token_neurons_architecture(d_mlp, act_fn, len(strings))
+    fires_on, token_ids, left_out = _token_sets(neurons, exceptions or {}, strings, d_mlp)
+    bridge = boot_random(architecture, seed=seed)
+    eps = float(bridge.cfg.eps)
+    key = KnownNeurons(
+        name=f"token_neurons_1l/{act_fn}", spec=f"native:{Path(folder)}", act_fn=act_fn, d_mlp=d_mlp,
+        hook=TOKEN_NEURON_HOOKS[act_fn], fires_on=fires_on, token_ids=token_ids, exceptions=left_out,
+        pre_activation=PRE_ACTIVATION, threshold=0.0, eps=eps, architecture=architecture,
+    )
+    member = key.membership(len(strings))
+    firing = key.expected(np.arange(len(strings)))[member] if member.any() else np.zeros(1)
+    key = replace(key, threshold=0.5 * float(firing.min()))
+    generator = torch.Generator().manual_seed(seed)
+    embed, directions = token_neuron_embeddings(member, architecture["d_model"], generator)
+    state = {name: tensor.clone() for name, tensor in bridge.state_dict().items()}
+    d_model = architecture["d_model"]
+    state.update({
+        "embed.weight": embed.float(),
+        "blocks.0.attn.o.weight": torch.zeros(d_model, d_model),  # the attention writes nothing
+        "blocks.0.attn.o.bias": torch.zeros(d_model),
+        "blocks.0.ln2.weight": torch.ones(d_model),
+        "blocks.0.ln2.bias": torch.zeros(d_model),
+        "blocks.0.mlp.in.weight": (PRE_ACTIVATION * directions.T).float(),
+        "blocks.0.mlp.in.bias": torch.zeros(d_mlp),
+    })
+    bridge.load_state_dict(state, strict=True)
+    meta = {
+        "description": "a 1-layer model whose MLP neuron i fires exactly on a chosen set of token strings",
+        "builder": "interp_checks.zoo.handbuilt.build_token_neurons", "seed": seed, "known_neurons": key.to_dict(),
+    }
+    save_native(bridge, folder, tokenizer_json=zoo_tokenizer_path(), meta=meta)
+    return key

@@ -104,6 +104,22 @@ def figure_of_each_kind() -> list[dict[str, Any]]:
             "",
             "circuit",
         ),
+        "histogram": Figure(
+            "histogram",
+            "L0N216 activation on matching and other tokens",
+            {
+                "edges": [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+                "series": [
+                    {"label": "does not match", "counts": [120, 4000, 3100, 600, 90, 12, 3, 0]},
+                    {"label": "matches \\bthe\\b", "counts": [0, 1, 2, 3, 8, 20, 40, 26]},
+                ],
+                "x_label": "activation (before SoLU's layer norm)",
+                "lines": [{"value": 1.4, "label": "firing threshold"}],
+                "log_y": False,
+            },
+            "every token of the corpus, binned",
+            "neuron_regex",
+        ),
     }
     assert tuple(figures) == KINDS, "add the new kind here"
     return [rounded(f.to_dict()) for f in figures.values()]

@@ -1,9 +1,10 @@
 """neuron_polysemantic, feature_direction, feature_spread and feature_ablation on a hand-built model
 whose answer is known, checked against direct computations, and not supported on random weights.
 
-The model (built here; ``zoo.handbuilt.build_token_neurons`` was not in main yet, so this is the
-same recipe, local to the test): one layer, attention writing nothing (``W_O = 0``), so the MLP sees
-only the current token. Each token's embedding is a flag of 8 in one dimension per feature its text
+The model is built here with the recipe of ``zoo.handbuilt.build_token_neurons`` (which gives each
+neuron its own token set, an identity ``ln2`` and no output the logits read; these checks need
+several neurons on one feature, a non-trivial ``ln2`` and an MLP output that predicts): one layer,
+attention writing nothing (``W_O = 0``), so the MLP sees only the current token. Each token's embedding is a flag of 8 in one dimension per feature its text
 has (``(``, a digit, ``=``, ``#``) plus Gaussian noise in 26 other dimensions; ReLU neurons read the
 flags through ``W_in`` with a bias of -2, so after the layer norm they fire (about 2-3) exactly on
 their tokens:

@@ -81,16 +81,27 @@ def test_same_seed_gives_identical_weights(micro_runs):
 
 def test_recipes_are_the_zoo():
     assert tuple(RECIPES) == ZOO_NAMES
-    assert [RECIPES[n].n_layers for n in ZOO_NAMES] == [1, 2, 3, 4]
+    attention_only = [name for name in ZOO_NAMES if RECIPES[name].attn_only]
+    solu = [name for name in ZOO_NAMES if not RECIPES[name].attn_only]
+    assert [RECIPES[n].n_layers for n in attention_only] == [1, 2, 3, 4]
     assert len({r.seed for r in RECIPES.values()}) == len(RECIPES)
     for recipe in RECIPES.values():
         arch = recipe.architecture()
-        assert arch["attn_only"] and arch["normalization_type"] == "LN"
+        assert arch["normalization_type"] == "LN"
         # Rotary positions (why: recipes.py). GPT-2 cannot express them, so the export refuses the
         # zoo models; tests/integration/test_formats_e2e.py checks that refusal.
         assert arch["positional_embedding_type"] == "rotary"
+    for name in attention_only:
+        arch = RECIPES[name].architecture()
+        assert arch["attn_only"] and "d_mlp" not in arch
         # Same width everywhere: a 2L-vs-1L comparison isolates depth.
-        assert (recipe.d_model, recipe.n_heads, recipe.d_head) == (64, 4, 16)
+        assert (RECIPES[name].d_model, RECIPES[name].n_heads, RECIPES[name].d_head) == (64, 4, 16)
+    # The SoLU models differ only in the MLP's width, so a feature-splitting claim compares widths.
+    assert len(solu) == 2
+    small, wide = (RECIPES[name] for name in solu)
+    assert small.architecture()["act_fn"] == wide.architecture()["act_fn"] == "solu_ln"
+    assert {k: v for k, v in small.architecture().items() if k != "d_mlp"} == {k: v for k, v in wide.architecture().items() if k != "d_mlp"}
+    assert wide.d_mlp == 4 * small.d_mlp
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)

@@ -383,3 +383,16 @@ def test_a_frequency_matched_class_needs_enough_other_types():
     tokens = np.array([0, 1, 2, 0, 1, 2])
     with pytest.raises(ValueError, match="never-matching types"):
         frequency_matched_class(tokens, tokens < 2, np.random.default_rng(0))
+
+
+def test_a_threshold_beyond_every_resample_gets_the_bootstraps_resolution_as_its_p():
+    """BCa's tail correction extrapolates past the resamples; where none lies on the far side of the
+    threshold the p is the resolution 1 / (B + 1), not a BCa-mapped value that can sit near 0.02."""
+    rng = np.random.default_rng(3)
+    document = np.repeat(np.arange(40), 50)
+    match = rng.random(document.size) < 0.3
+    activation = match * 2.0 + rng.standard_normal(document.size) * 0.3 + rng.standard_normal(40)[document] * 0.2
+    stat = correlation_statistic(activation, match, document)
+    evaluation = evaluate_pooled(stat, Comparison(">=", 0.0), statistic="r", n_resamples=999, seed=0)
+    assert evaluation.ci[0] > 0.5
+    assert evaluation.p_value == pytest.approx(1 / 1000)

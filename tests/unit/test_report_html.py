@@ -45,7 +45,7 @@ def test_svg_is_deterministic_keeps_text_as_text_and_has_no_metadata(figure: dic
     assert "<dc:date>" not in first and "<metadata>" not in first
     assert "<text" in first  # svg.fonttype none: labels are text, not glyph outlines
     assert not re.search(r'<path id="[^"]*DejaVu', first)
-    axis_label = figure["data"].get("value_label") or figure["data"].get("y_label")
+    axis_label = figure["data"].get("value_label") or figure["data"].get("y_label") or figure["data"].get("x_label")
     assert f">{axis_label}<" in first
 
 
@@ -69,6 +69,16 @@ BAD_FIGURES = [
     ({"kind": "tokens", "title": "t", "data": {"rows": [{"tokens": ["a"], "values": [1.0], "focus": 3}]}}, "focus = 3 is outside"),
     ({"kind": "strip", "title": "t", "data": {"groups": [{"label": "a", "values": [1]}], "intervals": [{"group": "b", "estimate": 1, "low": 0, "high": 2}]}}, "names group 'b'"),
     ("not a record", "must be a mapping"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1, 1], "series": [{"label": "a", "counts": [1, 2]}]}}, "strictly increasing: edges[1] = 1, edges[2] = 1"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0], "series": [{"label": "a", "counts": []}]}}, "at least 2 numbers"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1, 2], "series": [{"label": "a", "counts": [1, 2, 3]}]}}, "has 3 bins, but the 3 edges make 2"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1, 2], "series": [{"label": "a", "counts": [1, -2]}]}}, "must not be negative"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1, 2], "series": [{"label": "a", "counts": [1, float("nan")]}]}}, "counts must be finite"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, float("inf")], "series": [{"label": "a", "counts": [1]}]}}, "edges must be finite"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1], "series": []}}, "series must be a non-empty list"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1], "series": ["a"]}}, "series[0] must be a mapping"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1], "series": [{"label": "a", "counts": [1]}], "log_y": "yes"}}, "log_y must be true or false"),
+    ({"kind": "histogram", "title": "t", "data": {"edges": [0, 1], "series": [{"label": "a", "counts": [1]}], "lines": [{"value": float("nan")}]}}, "lines must have finite values"),
 ]
 
 
@@ -195,3 +205,117 @@ def test_markdown_still_renders_and_names_the_git_revision() -> None:
     report = synthetic_report()
     text = render_markdown(copy.deepcopy(report))
     assert "git 0123456789," in text and "`all-kinds`" in text
+
+
+# --- histogram -----------------------------------------------------------------------------------
+
+
+def _step_path(svg: str, colour: str) -> str:
+    """The ``d`` of the outlined steps of the series drawn in ``colour`` (its longest stroked path:
+    the legend's sample line is shorter)."""
+    paths = re.findall(rf'<path d="([^"]+)"[^>]*style="fill: none; stroke: {colour}[;"]', svg)
+    assert paths, f"no stroked path in {colour}"
+    return max(paths, key=len)
+
+
+def _histogram(counts: list[list[float]], **extra: object) -> dict:
+    series = [{"label": f"series {i}", "counts": c} for i, c in enumerate(counts)]
+    return {"kind": "histogram", "title": "t", "data": {"edges": [0.0, 1.0, 2.0, 3.0], "series": series, **extra}}
+
+
+def test_histogram_draws_each_series_as_its_share_of_its_own_total() -> None:
+    # a rare class of the same shape as a common one draws the same steps (shares, not counts) ...
+    out = draw_figure(_histogram([[100, 200, 700], [1, 2, 7]], lines=[{"value": 1.5, "label": "firing threshold"}]))
+    assert "cannot draw" not in out
+    assert _step_path(out, "#0072b2") == _step_path(out, "#e69f00")
+    assert ">share of the series' total, per bin<" in out
+    assert ">series 0 (total 1,000)<" in out and ">series 1 (total 10)<" in out and ">firing threshold<" in out
+    # ... and another shape draws other steps
+    other = draw_figure(_histogram([[100, 200, 700], [7, 2, 1]]))
+    assert _step_path(other, "#0072b2") != _step_path(other, "#e69f00")
+
+
+def test_histogram_log_axis_keeps_empty_bins_and_says_it_is_log() -> None:
+    linear, log = draw_figure(_histogram([[0, 5, 995], [3, 0, 0]])), draw_figure(_histogram([[0, 5, 995], [3, 0, 0]], log_y=True))
+    assert "cannot draw" not in log and "cannot draw" not in linear
+    assert ">share of the series' total, per bin (log)<" in log and "(log)" not in linear
+    assert r"$\mathdefault{10^{-1}}$" in log and "10^{" not in linear  # ticks at powers of ten
+    assert _step_path(log, "#0072b2") != _step_path(linear, "#0072b2")
+
+
+def test_histogram_of_an_empty_series_draws_and_says_its_total() -> None:
+    out = draw_figure(_histogram([[1, 2, 3], [0, 0, 0]]))
+    assert "cannot draw" not in out and ">series 1 (total 0)<" in out
+
+
+# --- a neuron claim's pictures: tokens, histogram, bars ------------------------------------------
+
+
+def _neuron_claim_figures() -> list:
+    """The pictures a neuron claim draws, built the way a check builds them: numpy float64 values
+    with all their digits, rounded only by the engine's ``figure_data.validated``."""
+    import numpy as np
+
+    from interp_checks.figure_data import validated
+    from interp_checks.figures import Figure
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):  # checks.neurons shows 12 contexts of 12 + 1 + 3 tokens
+        values = rng.normal(0.0, 1.0, size=16) * np.pi
+        rows.append({"label": f"{values[12]:.3g} (matches; Lib/os_path{i}.py)", "tokens": [f" tok{j}" for j in range(16)], "values": values.tolist(), "focus": 12})
+    edges = np.linspace(-17.0 / 3.0, 31.0 / 3.0, 65)  # wide enough for every value
+    matched, other = rng.normal(4.0, 1.0, 3_000), rng.normal(0.0, 1.0, 997_000)
+    bands = rng.uniform(0.2, 0.9, 4)
+    figures = [
+        Figure("tokens", "L0N216: its largest activations", {"rows": rows, "value_label": "L0N216 activation", "center": 0.0}, "top 12"),
+        Figure(
+            "histogram",
+            "L0N216 on matching and other tokens",
+            {
+                "edges": edges,
+                "series": [{"label": "matches", "counts": np.histogram(matched, edges)[0]}, {"label": "does not match", "counts": np.histogram(other, edges)[0]}],
+                "x_label": "L0N216 activation",
+                "lines": [{"value": np.float64(np.pi), "label": "firing threshold"}],
+            },
+            "every token, binned",
+        ),
+        Figure("bars", "share that matches, per band", {"labels": ["top 1%", "1-5%", "5-20%", "20-50%"], "values": bands, "low": bands - 0.1 / 3, "high": bands + 0.1 / 3, "value_label": "share"}, ""),
+    ]
+    kept, notes = validated(figures, "check top_examples")
+    assert not notes
+    return [figure.to_dict() for figure in kept]
+
+
+def _floats(value: object) -> list[float]:
+    if isinstance(value, float):
+        return [value]
+    if isinstance(value, dict):
+        return [f for item in value.values() for f in _floats(item)]
+    if isinstance(value, list):
+        return [f for item in value for f in _floats(item)]
+    return []
+
+
+def test_a_neuron_claim_with_tokens_histogram_and_bars_renders_and_its_json_stays_small(tmp_path) -> None:
+    import json
+
+    from interp_checks.report import write_reports
+
+    figures = _neuron_claim_figures()
+    json_path, md_path, html_path = write_reports([claim("L0N216-the", check="top_examples", figures=figures)], tmp_path)
+    saved = json.loads(json_path.read_text(encoding="utf-8"))
+    assert [f["kind"] for f in saved["claims"][0]["figures"]] == ["tokens", "histogram", "bars"]
+    # round numbers: at most 4 significant digits however many the check computed; counts exact
+    numbers = _floats([f["data"] for f in saved["claims"][0]["figures"]])
+    assert len(numbers) > 250
+    assert all(len(f"{abs(x):.15g}".replace(".", "").lstrip("0").split("e")[0]) <= 4 for x in numbers), [x for x in numbers if len(repr(x)) > 8][:5]
+    assert sum(saved["claims"][0]["figures"][1]["data"]["series"][1]["counts"]) == 997_000
+    # small: the three pictures of a neuron claim in under 16 KB, so 100 such claims stay under 2 MB
+    assert json_path.stat().st_size < 16_000, json_path.stat().st_size
+    page = html_path.read_text(encoding="utf-8")
+    assert 'class="fig-error"' not in page
+    assert page.count('<figure class="fig fig-histogram">') == 1 and page.count('<figure class="fig fig-bars">') == 1
+    assert page.count('<div class="tokens">') == 1 and page.count('<svg class="plot"') == 2
+    assert ">L0N216 activation<" in page and "(total 997,000)" in page
+    assert "⟦ tok12⟧" in md_path.read_text(encoding="utf-8")
