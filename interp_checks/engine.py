@@ -627,15 +627,17 @@ class Engine:
     ) -> None:
         """Stream ``corpus`` (up to ``max_tokens``; rows cut by ``rows_from``'s tokenizer) through every
         model of ``runs`` (key -> model, needs), every batch to each claim's aggregate: the hooks of the
-        run its subject reads, or role -> hooks when it reads several (``reads``: claim -> role -> key)."""
+        run its subject reads, or role -> hooks when it reads several (``reads``: claim -> role -> key),
+        with the weights the claims asked of that model (``Needs.weights``, read once)."""
         import torch
 
+        weights = {key: read_weights(model.bridge, needs.weights) for key, (model, needs) in runs.items()}
         for rows, batch in corpus_rows(
             corpus.source, rows_from, seq_len=corpus.seq_len, batch_size=self.settings.batch_size,
             max_tokens=max_tokens, split=corpus.split, base_dir=base_dir, rows_per_document=corpus.rows_per_document,
         ):
             tokens = torch.as_tensor(rows.tokens, device=self.settings.device)
-            activations = {key: capture(model.bridge, tokens, needs) for key, (model, needs) in runs.items()}
+            activations = {key: {**weights[key], **capture(model.bridge, tokens, needs)} for key, (model, needs) in runs.items()}
             for claim in claims:
                 if claim.error is None and aggregates.get(id(claim)) is not None:
                     given = _role_activations(activations, reads[id(claim)])

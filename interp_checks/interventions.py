@@ -10,8 +10,8 @@ Vocabulary (TransformerLens's, so a hook name means the same here as in a notebo
 
 * a :class:`Site` is one component of the model: a head's output (``hook_z``, the head's slice,
   before ``W_O``), a head's query, key or value (``hook_q``/``hook_k``/``hook_v``), an MLP's output
-  (``hook_mlp_out``) or the residual stream entering a block (``hook_resid_pre``), optionally only at
-  some positions;
+  (``hook_mlp_out``), one MLP neuron (its column of ``hook_post``, the activation ``W_out`` reads)
+  or the residual stream entering a block (``hook_resid_pre``), optionally only at some positions;
 * a **method** says what the site's activation is replaced with:
 
   - ``zero``: zeros;
@@ -57,8 +57,8 @@ __all__ = [
     "head_site",
 ]
 
-SiteKind = Literal["head", "head_q", "head_k", "head_v", "mlp", "resid"]
-SITE_KINDS: tuple[str, ...] = ("head", "head_q", "head_k", "head_v", "mlp", "resid")
+SiteKind = Literal["head", "head_q", "head_k", "head_v", "mlp", "neuron", "resid"]
+SITE_KINDS: tuple[str, ...] = ("head", "head_q", "head_k", "head_v", "mlp", "neuron", "resid")
 METHODS: tuple[str, ...] = ("zero", "mean", "resample", "patch")
 PATHS: tuple[str, ...] = ("total", "direct")
 METRICS: tuple[str, ...] = ("logprob", "logit_diff")
@@ -70,25 +70,29 @@ _HOOKS = {
     "head_k": "blocks.{layer}.attn.hook_k",
     "head_v": "blocks.{layer}.attn.hook_v",
     "mlp": "blocks.{layer}.hook_mlp_out",
+    "neuron": "blocks.{layer}.mlp.hook_post",
     "resid": "blocks.{layer}.hook_resid_pre",
 }
 
 
 @dataclass(frozen=True, order=True)
 class Site:
-    """One component of the model. ``head`` is set for the head kinds only; ``positions`` limits
-    the change to those positions (None: every position)."""
+    """One component of the model. ``head`` is set for the head kinds only, ``neuron`` for the
+    ``neuron`` kind only; ``positions`` limits the change to those positions (None: every position)."""
 
     kind: str
     layer: int
     head: int | None = None
     positions: tuple[int, ...] | None = None
+    neuron: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SITE_KINDS:
             raise ValueError(f"site kind {self.kind!r} is not one of {', '.join(SITE_KINDS)}")
         if self.kind.startswith("head") != (self.head is not None):
             raise ValueError(f"a {self.kind} site {'needs' if self.kind.startswith('head') else 'takes no'} head")
+        if (self.kind == "neuron") != (self.neuron is not None):
+            raise ValueError(f"a {self.kind} site {'needs' if self.kind == 'neuron' else 'takes no'} neuron")
 
     @property
     def hook(self) -> str:
@@ -97,13 +101,14 @@ class Site:
 
     @property
     def name(self) -> str:
-        """``L1H0``, ``L1H0.k``, ``L2.mlp``, ``L3.resid`` (``@3,4`` for some positions only)."""
+        """``L1H0``, ``L1H0.k``, ``L2.mlp``, ``L0N123``, ``L3.resid`` (``@3,4`` for some positions only)."""
         base = {
             "head": f"L{self.layer}H{self.head}",
             "head_q": f"L{self.layer}H{self.head}.q",
             "head_k": f"L{self.layer}H{self.head}.k",
             "head_v": f"L{self.layer}H{self.head}.v",
             "mlp": f"L{self.layer}.mlp",
+            "neuron": f"L{self.layer}N{self.neuron}",
             "resid": f"L{self.layer}.resid",
         }[self.kind]
         return base if self.positions is None else f"{base}@{','.join(map(str, self.positions))}"

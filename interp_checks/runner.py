@@ -261,8 +261,10 @@ class _Edit:
 
 
 def _site_slice(site: Any) -> tuple[Any, ...]:
-    """Index of a site's part of its hook's activation: [batch, pos, (head,) ...]."""
+    """Index of a site's part of its hook's activation: [batch, pos, (head or neuron,) ...]."""
     positions = slice(None) if site.positions is None else list(site.positions)
+    if site.neuron is not None:
+        return (slice(None), positions, site.neuron)
     if site.head is None:
         return (slice(None), positions)
     return (slice(None), positions, site.head)
