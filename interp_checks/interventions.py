@@ -42,8 +42,10 @@ intervention), so a check reports changes relative to the unchanged model.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "DIRECTIONS",
@@ -53,6 +55,7 @@ __all__ = [
     "SITE_KINDS",
     "Intervention",
     "Site",
+    "SiteNameError",
     "clean_key",
     "head_site",
 ]
@@ -73,6 +76,22 @@ _HOOKS = {
     "neuron": "blocks.{layer}.mlp.hook_post",
     "resid": "blocks.{layer}.hook_resid_pre",
 }
+
+
+_SITE_NAME = re.compile(r"^L(\d+)(?:H(\d+)(?:\.([qkv]))?|N(\d+)|\.(mlp|resid))$")
+_FORMS = {
+    "head": ("L<layer>H<head>", "L1H0"),
+    "head_q": ("L<layer>H<head>.q", "L1H0.q"),
+    "head_k": ("L<layer>H<head>.k", "L1H0.k"),
+    "head_v": ("L<layer>H<head>.v", "L1H0.v"),
+    "mlp": ("L<layer>.mlp", "L0.mlp"),
+    "neuron": ("L<layer>N<neuron>", "L0N123"),
+    "resid": ("L<layer>.resid", "L1.resid"),
+}
+
+
+class SiteNameError(ValueError):
+    """A component name that is not of an accepted form, or names a component the model lacks."""
 
 
 @dataclass(frozen=True, order=True)
@@ -112,6 +131,32 @@ class Site:
             "resid": f"L{self.layer}.resid",
         }[self.kind]
         return base if self.positions is None else f"{base}@{','.join(map(str, self.positions))}"
+
+    @classmethod
+    def parse(
+        cls, text: Any, shape: Any, *, kinds: tuple[str, ...] = SITE_KINDS, what: str = "site", positions: tuple[int, ...] | None = None
+    ) -> "Site":
+        """The one reader of component names (the inverse of :attr:`name`, without positions):
+        ``L1H0``, ``L1H0.k``, ``L0N123``, ``L2.mlp``, ``L3.resid``, restricted to ``kinds`` and checked
+        against ``shape`` (``n_layers``, ``n_heads``, ``d_mlp``: a ``checks.base.ModelShape``). Raises
+        SiteNameError naming ``what`` the claim called it, the forms accepted and the model's range."""
+        match = _SITE_NAME.match(str(text).strip())
+        layer, head, qkv, neuron, block = match.groups() if match else (None,) * 5
+        kind = block or ("neuron" if neuron is not None else "head" if qkv is None else f"head_{qkv}")
+        if match is None or kind not in kinds:
+            forms = " or ".join(_FORMS[k][0] for k in kinds)
+            raise SiteNameError(f"{what} {text!r} is not of the form {forms}, e.g. {_FORMS[kinds[0]][1]}")
+        layer = int(layer)
+        if kind == "neuron" and getattr(shape, "d_mlp", None) is None:
+            raise SiteNameError(f"{what} {text} names an MLP neuron, but the model is attention-only (it has no MLP)")
+        layers = f"{shape.n_layers} layer(s) (L0..L{shape.n_layers - 1})"
+        if layer >= shape.n_layers:
+            raise SiteNameError(f"{what} {text} is outside the model, which has {layers}")
+        if head is not None and int(head) >= shape.n_heads:
+            raise SiteNameError(f"{what} {text} is outside the model, which has {layers} and {shape.n_heads} heads per layer (H0..H{shape.n_heads - 1})")
+        if neuron is not None and int(neuron) >= shape.d_mlp:
+            raise SiteNameError(f"{what} {text} is outside the model, which has {layers} and {shape.d_mlp} neurons per MLP (N0..N{shape.d_mlp - 1})")
+        return cls(kind, layer, None if head is None else int(head), positions, None if neuron is None else int(neuron))
 
 
 def head_site(layer: int, head: int) -> Site:

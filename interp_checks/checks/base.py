@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from interp_checks.figures import Figure
     from interp_checks.inputs.generators import InputBatch
-    from interp_checks.interventions import Intervention
+    from interp_checks.interventions import Intervention, Site
     from interp_checks.stats import Comparison
 
 
@@ -134,6 +134,18 @@ class CorpusMeasurement:
     statistics: dict[str, Any]
     figures: list["Figure"] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def parse_component(text: Any, shape: ModelShape, kinds: tuple[str, ...], what: str, positions: tuple[int, ...] | None = None) -> "Site":
+    """A component name (``L1H0``, ``L0N123``, ``L2.mlp``, ...) of one of ``kinds`` as a
+    ``interventions.Site``, checked against the model: ``Site.parse``, its errors as CheckError (what
+    the claim called it, the forms accepted, the model's range)."""
+    from interp_checks.interventions import Site, SiteNameError
+
+    try:
+        return Site.parse(text, shape, kinds=kinds, what=what, positions=positions)
+    except SiteNameError as error:
+        raise CheckError(str(error)) from None
 
 
 MODEL = "model"  # the role of the claim's subject; checks may declare more roles (e.g. "baseline")

@@ -49,13 +49,12 @@ the random circuits' median and maximum (bars); with a ranking, the faithfulness
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 from jaxtyping import Float
 
-from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, parse_component, register
 from interp_checks.checks.compare import mean_over
 from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
@@ -63,30 +62,18 @@ from interp_checks.inputs.token_sets import TokenSetError, parse_where, select
 from interp_checks.interventions import METRICS, Intervention, Site, clean_key
 from interp_checks.stats.ratios import curve_areas, ratio_of_means
 
-__all__ = ["FaithfulnessCheck", "parse_component", "random_circuits"]
+__all__ = ["FaithfulnessCheck", "parse_circuit_component", "random_circuits"]
 
 ABLATIONS = ("mean", "zero", "resample")
 GRANULARITIES = ("heads", "heads+mlps")
 MIN_RANDOM_CIRCUITS = 100
 CURVE_RANDOM_PER_SIZE = 10  # random circuits per size for the curve's band (a picture, not a test)
-COMPONENT = re.compile(r"^L(\d+)(?:H(\d+)|\.mlp)$")
 Circuit = frozenset[Site]
 
 
-def parse_component(text: Any, shape: ModelShape) -> Site:
+def parse_circuit_component(text: Any, shape: ModelShape) -> Site:
     """``L1H2`` (a head's output) or ``L0.mlp`` (an MLP's output), checked against the model."""
-    match = COMPONENT.match(str(text).strip())
-    if not match:
-        raise CheckError(f"circuit component {text!r} is not a head like L1H2 or an MLP like L0.mlp")
-    layer = int(match.group(1))
-    if layer >= shape.n_layers:
-        raise CheckError(f"{text} is outside the model, which has layers L0..L{shape.n_layers - 1}")
-    if match.group(2) is None:
-        return Site("mlp", layer)
-    head = int(match.group(2))
-    if head >= shape.n_heads:
-        raise CheckError(f"{text} is outside the model, which has heads H0..H{shape.n_heads - 1} per layer")
-    return Site("head", layer, head)
+    return parse_component(text, shape, ("head", "mlp"), "circuit component")
 
 
 def all_components(shape: ModelShape, granularity: str) -> list[Site]:
@@ -201,7 +188,7 @@ class FaithfulnessCheck:
         raw = params.get("circuit")
         if not isinstance(raw, list) or not raw:
             raise CheckError("faithfulness needs circuit: a non-empty list of components, e.g. [L0H1, L1H2]")
-        circuit = [parse_component(item, shape) for item in raw]
+        circuit = [parse_circuit_component(item, shape) for item in raw]
         if len(set(circuit)) != len(circuit):
             raise CheckError(f"circuit lists a component twice: {raw}")
         ablation = params.get("ablation")
@@ -228,7 +215,7 @@ class FaithfulnessCheck:
         if ranking is not None:
             if not isinstance(ranking, list) or not ranking:
                 raise CheckError("ranking must be a non-empty list of components, most important first")
-            ranking = [parse_component(item, shape) for item in ranking]
+            ranking = [parse_circuit_component(item, shape) for item in ranking]
             if len(set(ranking)) != len(ranking):
                 raise CheckError("ranking lists a component twice")
         seed = params.get("random_seed", 0)

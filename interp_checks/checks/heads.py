@@ -20,36 +20,26 @@ chunk, and for "exactly these heads" also the highest-scoring head outside the c
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import torch
 from jaxtyping import Bool, Float
 
-from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, parse_component, register
 from interp_checks.figure_data import crop_around
 from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
 
-HEAD_NAME = re.compile(r"^L(\d+)H(\d+)$")
 PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
 HEATMAP_SIZE = 40  # the most positions a pattern heatmap shows each way: 28 of them at 48 made report.json 2.4 MB
 SHARED_STRUCTURE = 0.8  # share of the chunk's role cells that must be common to most sequences to average them
 
 
 def parse_head(text: Any, shape: ModelShape) -> tuple[int, int]:
-    """``"L1H0"`` -> (1, 0), checked against the model's layers and heads."""
-    match = HEAD_NAME.match(str(text).strip())
-    if not match:
-        raise CheckError(f"head {text!r} is not of the form L<layer>H<head>, e.g. L1H0")
-    layer, head = int(match.group(1)), int(match.group(2))
-    if layer >= shape.n_layers or head >= shape.n_heads:
-        raise CheckError(
-            f"head {text} is outside the model, which has {shape.n_layers} layer(s) (L0..L{shape.n_layers - 1}) "
-            f"and {shape.n_heads} heads per layer (H0..H{shape.n_heads - 1})"
-        )
-    return layer, head
+    """``"L1H0"`` -> (1, 0), checked against the model's layers and heads (``Site.parse``)."""
+    site = parse_component(text, shape, ("head",), "head")
+    return site.layer, int(site.head)  # type: ignore[arg-type]
 
 
 def head_name(layer: int, head: int) -> str:

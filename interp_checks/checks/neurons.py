@@ -59,13 +59,13 @@ from interp_checks.checks.base import (
     ModelShape,
     Needs,
     Prepared,
+    parse_component,
     register,
 )
 from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import regex_mask
 
-NEURON_NAME = re.compile(r"^L(\d+)N(\d+)$")
 READS = {
     "pre_ln": "blocks.{layer}.mlp.ln.hook_in",  # SoLU's output before its extra layer norm
     "post": "blocks.{layer}.mlp.hook_post",  # the MLP's activation as the output matrix reads it
@@ -79,19 +79,9 @@ DEFAULT_INPUTS: Mapping[str, Any] = {"kind": "corpus_stream", "source": "stdlib"
 
 
 def parse_neuron(text: Any, shape: ModelShape) -> tuple[int, int]:
-    """``"L0N123"`` -> (0, 123), checked against the model's layers and MLP width."""
-    match = NEURON_NAME.match(str(text).strip())
-    if not match:
-        raise CheckError(f"neuron {text!r} is not of the form L<layer>N<neuron>, e.g. L0N123")
-    if shape.d_mlp is None:
-        raise CheckError(f"neuron {text} names an MLP neuron, but the model is attention-only (it has no MLP)")
-    layer, index = int(match.group(1)), int(match.group(2))
-    if layer >= shape.n_layers or index >= shape.d_mlp:
-        raise CheckError(
-            f"neuron {text} is outside the model, which has {shape.n_layers} layer(s) (L0..L{shape.n_layers - 1}) "
-            f"and {shape.d_mlp} neurons per MLP (N0..N{shape.d_mlp - 1})"
-        )
-    return layer, index
+    """``"L0N123"`` -> (0, 123), checked against the model's layers and MLP width (``Site.parse``)."""
+    site = parse_component(text, shape, ("neuron",), "neuron")
+    return site.layer, int(site.neuron)  # type: ignore[arg-type]
 
 
 def neuron_name(layer: int, index: int) -> str:

@@ -41,20 +41,18 @@ Every result's notes name the estimand, the direction, the corruption, the metri
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from jaxtyping import Bool, Float
 
-from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, parse_component, register
 from interp_checks.figures import Figure, rounded
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import TokenSetError, Where, parse_where, select
 from interp_checks.interventions import DIRECTIONS, METRICS, PATHS, Intervention, Site, clean_key
 
-SITE_NAME = re.compile(r"^L(\d+)(?:H(\d+)(?:\.([qkv]))?|\.(mlp|resid))$")
 UNITS = {"logprob": "nats (log-prob of the clean next token)", "logit_diff": "logits (clean minus corrupted next token)"}
 DIRECTION_MEANS = {
     "denoise": "denoising: the corrupted run with the sites' clean activations patched in (sufficiency)",
@@ -64,18 +62,7 @@ DIRECTION_MEANS = {
 
 def parse_site(text: Any, shape: ModelShape, positions: tuple[int, ...] | None) -> Site:
     """``"L1H2"``, ``"L1H2.k"``, ``"L0.mlp"``, ``"L1.resid"`` -> a Site, checked against the model."""
-    match = SITE_NAME.match(str(text).strip())
-    if not match:
-        raise CheckError(f"site {text!r} is not one of L<layer>H<head>, L<layer>H<head>.q/.k/.v, L<layer>.mlp, L<layer>.resid")
-    layer, head, qkv, block = match.groups()
-    layer = int(layer)
-    if layer >= shape.n_layers:
-        raise CheckError(f"site {text} is outside the model, which has layers 0..{shape.n_layers - 1}")
-    if head is not None and int(head) >= shape.n_heads:
-        raise CheckError(f"site {text} is outside the model, which has heads H0..H{shape.n_heads - 1}")
-    if block is not None:
-        return Site(block, layer, None, positions)
-    return Site("head" if qkv is None else f"head_{qkv}", layer, int(head), positions)
+    return parse_component(text, shape, ("head", "head_q", "head_k", "head_v", "mlp", "resid"), "site", positions)
 
 
 def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...], default: str | None) -> str:

@@ -32,7 +32,7 @@ def test_site_names_map_to_the_seams_sites():
         ({"site": "L1H2", "direction": "sideways"}, "not one of"),
         ({"site": "L2H0", "direction": "noise"}, "outside the model"),
         ({"site": "L1H9", "direction": "noise"}, "outside the model"),
-        ({"site": "head 3", "direction": "noise"}, "is not one of"),
+        ({"site": "head 3", "direction": "noise"}, "is not of the form"),
         ({"site": "L1H2.q", "direction": "noise", "path": "direct"}, "direct effect is defined for head and MLP outputs"),
         ({"sites": [], "direction": "noise"}, "non-empty list"),
         ({"site": "L1H2", "sites": ["L1H1"], "direction": "noise"}, "exactly one of site"),
