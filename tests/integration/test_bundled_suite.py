@@ -36,7 +36,7 @@ def test_every_bundled_claim_gets_its_stated_verdict(pytester):
     # a picture for every claim (issue 11): the engine's strip of the deciding expectation first,
     # then the family's own picture, and no picture that failed to draw
     pictures = {c["id"]: [f["kind"] for f in c["figures"]] for c in claims}
-    own = {"logprob_gain": "tokens", "faithfulness": "bars", "patching": "line", **{check: "tokens" for check in STREAMED}}
+    own = {"logprob_gain": "tokens", "faithfulness": "bars", "patching": "line", **STREAMED}
     # no strip where there are no per-sample values on the threshold's axis: a statistic of the
     # weights (composition), a rank, and statistics pooled over a corpus's tokens
     def strip_expected(c: dict) -> bool:
@@ -48,6 +48,8 @@ def test_every_bundled_claim_gets_its_stated_verdict(pytester):
     def own_expected(c: dict) -> str | None:
         if c["check"] == "ablation" and not any("[" in e["statistic"] or e["statistic"].startswith("max") for e in c["expectations"]):
             return None  # one head: its statistics are not per head
+        if c["check"] == "feature_ablation":
+            return None  # per-sequence effects: the engine's strip is its picture
         return own.get(c["check"], "heatmap")
 
     missing = {
@@ -63,9 +65,13 @@ def test_every_bundled_claim_gets_its_stated_verdict(pytester):
 
 
 # Checks whose claims stream a corpus (inputs kind corpus_stream): pooled over tokens, no strip of
-# per-sequence values; their own picture is the top (or counterexample) contexts.
-STREAMED = ("neuron_regex", "top_examples", "neuron_universal", "neuron_polysemantic", "feature_direction",
-            "feature_spread", "ln_smuggling", "neuron_family", "feature_splitting")
+# per-sequence values; each with its own picture: the top (or counterexample) contexts, the cosines
+# or shares over neurons, the correlations within a family.
+STREAMED = {
+    "neuron_regex": "tokens", "top_examples": "tokens", "neuron_universal": "tokens", "neuron_polysemantic": "tokens",
+    "feature_direction": "bars", "feature_spread": "bars", "feature_splitting": "bars", "neuron_family": "heatmap",
+    "ln_smuggling": "strip",
+}
 
 
 def _streams_a_corpus(data: dict) -> bool:
