@@ -248,7 +248,8 @@ def _test_words(comparison: Comparison, method: str, n: int) -> str:
     t = _format_number(comparison.threshold)
     inversion = (
         f"bootstrap test over {n} documents by inverting the {method} interval: p = the smallest alpha at which the "
-        "one-sided (1 - alpha) bound excludes the threshold"
+        "one-sided (1 - alpha) bound excludes the threshold (beyond every resample: the normal tail of the bootstrap "
+        "distribution, at most 1 / (resamples + 1))"
     )
     if comparison.op == "between":
         assert comparison.upper is not None
