@@ -355,7 +355,7 @@ def test_one_neuron_feature_is_not_spread_and_random_weights_do_not_concentrate_
 
 # -- feature_ablation --------------------------------------------------------------------------------
 
-TEXT = {"kind": "corpus", "split": "all", "n": 24, "chars": 400}
+TEXT = {"kind": "corpus", "split": "all", "n": 64, "chars": 600}
 
 
 def text_inputs(corpus: Path) -> dict:
