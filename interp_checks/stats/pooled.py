@@ -1054,24 +1054,16 @@ def best_abs_cosine_over_columns(direction: npt.ArrayLike, columns: npt.ArrayLik
 
 
 def best_aurocs_over_columns(activations: npt.ArrayLike, matches: list[npt.ArrayLike]) -> list[tuple[float, int]]:
-    """:func:`best_over_columns`' AUROC for several token classes of the same tokens at once: the
-    columns are ranked once (in ~32 MiB column chunks) and every class reads its AUROC from those
-    ranks, so k classes cost one sort instead of k (a polysemantic claim's nulls: several random
-    classes per feature). One (best AUROC, column) per class; NaN and -1 where a class is empty or full."""
+    """:func:`best_over_columns`' AUROC for several token classes of the same tokens (a polysemantic
+    claim's nulls: several random classes per feature), each by the one column-AUROC routine
+    (:func:`_column_aurocs`: a sort and two binary searches per column, exact with ties 1/2). One
+    (best AUROC, column) per class; NaN and -1 where a class is empty or full."""
     x = np.asarray(activations)
     x = x if x.dtype in (np.float32, np.float64) else x.astype(float)
     hits = [np.asarray(m, dtype=bool) for m in matches]
     if x.ndim != 2 or any(hit.shape != (x.shape[0],) for hit in hits):
         raise ValueError(f"need activations [T, N] and matches of shape [T], got {x.shape} and {[h.shape for h in hits]}")
-    sizes = [(int(hit.sum()), hit.size - int(hit.sum())) for hit in hits]
-    aurocs = [np.full(x.shape[1], math.nan) for _ in hits]
-    step = max(1, _MAX_BATCH_ELEMENTS // max(1, x.shape[0]))
-    for j in range(0, x.shape[1], step):
-        ranks = stats.rankdata(x[:, j : j + step], axis=0)
-        for out, hit, (n1, n0) in zip(aurocs, hits, sizes):
-            if n1 and n0:
-                out[j : j + step] = (ranks[hit].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
-    return [_best(values) for values in aurocs]
+    return [_best(_column_aurocs(x, hit)) for hit in hits]
 
 
 # --------------------------------------------------------------------------------------------------
