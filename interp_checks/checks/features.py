@@ -291,14 +291,16 @@ class NeuronPolysemanticCheck(_NeuronCorpusCheck):
         rng = np.random.default_rng(SAMPLE_SEED)
         d_mlp = sample.shape[1] if sample.ndim == 2 else 0
         statistics, counts = {}, []
+        # each twin's all-neuron sample and feature bits, concatenated once for every feature
+        twins = [(twin.all_neuron_sample()[0], twin.sample_feature_bits()) for twin in nulls]
         for j, name in enumerate(features):
             keep, has = feature_versus_none(bits, j)
             counts.append(f"{name} {int(has.sum()):,}")
             named_nulls = {}
             random_best = []
-            for twin in nulls:
-                twin_keep, twin_has = feature_versus_none(twin.sample_feature_bits(), j)
-                random_best.append(best_aurocs_over_columns(twin.all_neuron_sample()[0][twin_keep], [twin_has])[0][0])
+            for twin_sample, twin_bits in twins:
+                twin_keep, twin_has = feature_versus_none(twin_bits, j)
+                random_best.append(best_aurocs_over_columns(twin_sample[twin_keep], [twin_has])[0][0])
             if random_best:
                 named_nulls[f"best of all {d_mlp} neurons of a random-weights model (mean of {len(random_best)})"] = _mean_of(random_best)
             keep_s, has_s = feature_versus_none(sample_bits, j)
