@@ -15,12 +15,12 @@ from interp_checks.zoo.modular import ModularRecipe, all_pairs, answers, modular
 
 
 def test_the_split_is_seeded_disjoint_and_covers_every_pair():
-    recipe = ModularRecipe("t", p=13, train_fraction=0.4, seed=3)
+    recipe = ModularRecipe("t", p=13, train_fraction=0.4, split_seed=3)
     train, test = split_pairs(recipe)
     assert np.intersect1d(train, test).size == 0 and train.size + test.size == 13 * 13
     assert train.size == round(0.4 * 169)
     assert np.array_equal(split_pairs(recipe)[0], train)
-    assert not np.array_equal(split_pairs(replace(recipe, seed=4))[0], train)
+    assert not np.array_equal(split_pairs(replace(recipe, split_seed=4))[0], train)
 
 
 def test_the_recipes_are_the_grokking_runs_and_their_controls():
