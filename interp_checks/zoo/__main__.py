@@ -4,6 +4,8 @@
     python -m interp_checks.zoo tokenizer [--out DIR]
     python -m interp_checks.zoo train NAME|all [--out DIR] [--steps N] [--threads N]
     python -m interp_checks.zoo card NAME|all [--out DIR]     (rewrite README.md from config.json meta)
+    python -m interp_checks.zoo series NAME --out DIR [--save-every N] [--threads N]
+                                               (train NAME, saving DIR/NAME/step-NNNNNN/ every N steps)
 
 ``train`` uses ``DIR/tokenizer.json`` when it exists, else the repository's
 ``fixtures/zoo/tokenizer.json``, else trains one into ``DIR`` first. Retraining the tokenizer
@@ -40,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     train_cmd.add_argument("--out", type=Path, default=zoo_dir())
     train_cmd.add_argument("--steps", type=int, default=None, help="shorter run: N mixture steps, curriculum capped at N")
     train_cmd.add_argument("--threads", type=int, default=None, help="torch threads (default 1: see interp_checks.zoo.train)")
+    series_cmd = sub.add_parser("series", help="train one model, saving a checkpoint series (issue 14) instead of the final model")
+    series_cmd.add_argument("name", help="a recipe name from `list`")
+    series_cmd.add_argument("--out", type=Path, required=True, help="the series goes to OUT/NAME/ (outside the repository: it is large)")
+    series_cmd.add_argument("--save-every", type=int, default=25, help="steps between checkpoints (default 25)")
+    series_cmd.add_argument("--threads", type=int, default=None, help="torch threads (default 1: see interp_checks.zoo.train)")
     card_cmd = sub.add_parser("card", help="rewrite a trained model's README.md from the meta in its config.json")
     card_cmd.add_argument("name", help="a recipe name from `list`, or `all`")
     card_cmd.add_argument("--out", type=Path, default=zoo_dir())
@@ -73,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from interp_checks.zoo.train import DEFAULT_THREADS, train
+
+    if args.command == "series":
+        if args.name not in RECIPES:
+            parser.error(f"unknown recipe {args.name!r}; known: {', '.join(RECIPES)}")
+        result = train(RECIPES[args.name], None, tokenizer_path=_tokenizer_for(args.out), threads=args.threads or DEFAULT_THREADS,
+                       log=lambda line: print(line, flush=True), save_every=args.save_every, series_dir=args.out / args.name)
+        return 0 if result.meta["requirements"]["passed"] else 1
 
     names = list(RECIPES) if args.name == "all" else [args.name]
     unknown = [n for n in names if n not in RECIPES]

@@ -25,6 +25,12 @@ another process holds a core -- OpenMP workers then spin waiting for each other 
 triples for nothing. CPU time is the zoo's budget, so one thread it is; ``--threads 2`` for speed
 on a quiet machine (the weights then differ in the last bits).
 
+Series (issue 14): with ``save_every`` the run also writes a checkpoint series into ``series_dir``
+(``zoo.series_writer``): the initialisation (step 0), every ``save_every`` steps, the step the
+curriculum ends and the last step, and ``series.json`` with the training log as its curve. Saving
+reads the weights and draws no random numbers, so a run with saving ends with the same weights as
+one without (``tests/integration/test_attn_series.py``).
+
 Speed: the optimiser steps the bridge's parameters but the forward pass calls
 ``bridge.original_model`` -- the same modules and parameters, without the bridge's input
 handling, ~1.7x faster on CPU. The trainer checks both give the same logits before it saves.
@@ -64,8 +70,9 @@ NO_INDUCTION_CEILING = 0.3  # every head must stay below this (1L)
 
 @dataclass
 class TrainResult:
-    folder: Path
+    folder: Path | None  # the final checkpoint (None when ``out_dir`` was None)
     meta: dict[str, Any]
+    series: Path | None = None  # the series folder, when checkpoints were saved along the way
 
 
 def _optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
@@ -199,16 +206,39 @@ def requirement_checks(recipe: Recipe, results: dict[str, Any]) -> dict[str, Any
     return {"rule": rule, "best_induction_score": best, "passed": bool(ok)}
 
 
+def series_retrain_command(recipe: Recipe, save_every: int) -> str:
+    """The command that rewrites a series (``series.json``'s "retrain")."""
+    return f"python -m interp_checks.zoo series {recipe.name} --save-every {save_every}"
+
+
+def _series_writer(recipe: Recipe, series_dir: str | Path | None, save_every: int | None, tokenizer_path: Path,
+                   threads: int) -> Any:
+    """A :class:`~interp_checks.zoo.series_writer.SeriesWriter` when the run saves a series, else None."""
+    if save_every is None and series_dir is None:
+        return None
+    if save_every is None or series_dir is None or save_every < 1:
+        raise ValueError(f"{recipe.name}: a series needs both series_dir and save_every >= 1 "
+                         f"(got series_dir={series_dir!r}, save_every={save_every!r})")
+    from interp_checks.zoo.series_writer import SeriesWriter
+
+    header = {"series": recipe.name, "recipe": recipe.as_record(), "retrain": series_retrain_command(recipe, save_every),
+              "save_every": save_every, "threads": threads}
+    return SeriesWriter(series_dir, header, tokenizer=tokenizer_path)
+
+
 def train(
     recipe: Recipe,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     *,
     tokenizer_path: str | Path,
     threads: int = DEFAULT_THREADS,
     log: Callable[[str], None] = print,
     write_card: bool = True,
+    save_every: int | None = None,
+    series_dir: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``recipe`` and write ``out_dir/<recipe.name>/`` (native checkpoint + README.md)."""
+    """Train ``recipe`` and write ``out_dir/<recipe.name>/`` (native checkpoint + README.md; nothing
+    when ``out_dir`` is None); with ``save_every`` and ``series_dir``, also a checkpoint series."""
     from interp_checks.models.native import boot_random, save_native
 
     torch.set_num_threads(threads)
@@ -236,6 +266,10 @@ def train(
     window: list[tuple[float, float, float]] = []
     curriculum_end = recipe.curriculum_steps  # moved earlier once the circuit has formed
     total_steps = curriculum_end + recipe.mixture_steps
+    series = _series_writer(recipe, series_dir, save_every, tokenizer_path, threads)
+    if series is not None:
+        series.save(bridge, 0, {"series": recipe.name, "phase": "init"})
+        series.write(curve=curve, complete=False)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     step = 0
     while step < total_steps:
@@ -299,6 +333,9 @@ def train(
                 total_steps = curriculum_end + recipe.mixture_steps
                 log(f"[{recipe.name}] induction score {best_score:.2f} >= {recipe.curriculum_until}: "
                     f"curriculum ends at step {step}")
+        if series is not None and (step % save_every == 0 or step == curriculum_end or step == total_steps):
+            series.save(bridge, step, {"series": recipe.name, "phase": "curriculum" if in_curriculum else "mixture"})
+            series.write(curve=curve, complete=False)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
 
@@ -353,11 +390,31 @@ def train(
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "retrain": f"python -m interp_checks.zoo train {recipe.name}",
     }
-    folder = save_native(bridge, Path(out_dir) / recipe.name, tokenizer_json=tokenizer_path, meta=meta)
-    if write_card:
-        (folder / "README.md").write_text(model_card(recipe, meta), encoding="utf-8")
-    log(f"[{recipe.name}] wrote {folder} ({wall:.0f}s wall, {cpu:.0f}s CPU)")
-    return TrainResult(folder, meta)
+    folder = None
+    if out_dir is not None:
+        folder = save_native(bridge, Path(out_dir) / recipe.name, tokenizer_json=tokenizer_path, meta=meta)
+        if write_card:
+            (folder / "README.md").write_text(model_card(recipe, meta), encoding="utf-8")
+        log(f"[{recipe.name}] wrote {folder} ({wall:.0f}s wall, {cpu:.0f}s CPU)")
+    if series is not None:
+        series.write(curve=curve, complete=True, **_series_summary(meta))
+        log(f"[{recipe.name}] wrote series {series.folder}: {len(series.checkpoints)} checkpoints")
+    return TrainResult(folder, meta, series.folder if series is not None else None)
+
+
+def _series_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """What ``series.json`` adds at the end: where the phases fall on the axis, the run's own
+    timing, and the final model's evaluation (the numbers of a zoo model card)."""
+    curriculum, steps = meta["data"]["curriculum"]["steps"], meta["training"]["steps"]
+    return {
+        "phases": {"curriculum": [1, curriculum] if curriculum else None, "mixture": [curriculum + 1, steps]},
+        "training": {key: value for key, value in meta["training"].items() if key != "loss_curve"},
+        "evaluation": meta["evaluation"],
+        "requirements": meta["requirements"],
+        "environment": meta["environment"],
+        "data": meta["data"],
+        "date": meta["date"],
+    }
 
 
 def _version(package: str) -> str:
