@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -181,6 +182,7 @@ def export_series(
     seq_len: int = 64,
     seed: int = 0,
     tolerance: float = DEFAULT_TOLERANCE,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Write the thinned float16 fixture of series ``src`` into ``dst`` and return its ``series.json``."""
     from interp_checks.models.native import file_inside, load_tokenizer, read_native_config
@@ -221,7 +223,8 @@ def export_series(
     fixture = {
         **record,
         "checkpoints": kept,
-        "thinning": {"rule": rule, "kept": kept, "source_checkpoints": len(record["checkpoints"])},
+        "thinning": {"rule": rule, "kept": kept, "source_checkpoints": len(record["checkpoints"]),
+                     **({"command": command} if command else {})},
         "dtype": FIXTURE_DTYPE,
         "float16_check": {
             "what": "max |logit(float16 copy) - logit(float32 source)| on random-token inputs, per checkpoint; "
@@ -234,6 +237,88 @@ def export_series(
     }
     write_record(dst, fixture)
     return fixture
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _curve_table(curve: list[dict[str, Any]], axis: str, rows: int = 24) -> str:
+    """Up to ``rows`` evenly spaced points of the training log, every column it has."""
+    if not curve:
+        return "(no training log)"
+    picks = curve if len(curve) <= rows else [curve[round(i * (len(curve) - 1) / (rows - 1))] for i in range(rows)]
+    columns = [axis] + [key for key in curve[0] if key != axis]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(point.get(key)) for key in columns) + " |" for point in picks]
+    return "\n".join(lines)
+
+
+def series_card(folder: Path, record: dict[str, Any], *, about: str = "") -> str:
+    """README.md of a fixture series: what it is, its recipe, how to retrain and re-thin it (with the
+    measured time), the thinning rule, the float16 note, the kept checkpoints and the training log."""
+    from interp_checks.models.native import read_native_config
+
+    axis = record.get("axis", "step")
+    recipe = record.get("recipe", {})
+    recipe_rows = "\n".join(f"| {key} | {json.dumps(value) if isinstance(value, (dict, list)) else value} |"
+                            for key, value in recipe.items() if key != "description")
+    kept_rows = []
+    for name in record["checkpoints"]:
+        meta = read_native_config(folder / name).get("meta", {})
+        check = record["float16_check"]["per_checkpoint"][name]
+        kept_rows.append(f"| {name} | {checkpoint_position(name)} | {meta.get('phase', '-')} | {check['max_abs_logit_diff']:.2e} |")
+    thinning = record["thinning"]
+    check = record["float16_check"]
+    timing = (f"{record.get('wall_time_s')} s wall on {record.get('threads')} thread(s), torch {record.get('torch')}"
+              + (f", {record['date']}" if record.get("date") else ""))
+    return f"""# {folder.name}: a checkpoint series
+
+{about or recipe.get('description', '')}
+
+{len(record['checkpoints'])} checkpoints of one training run, on the axis "{axis}", kept from the
+{thinning['source_checkpoints']} the run saved, weights in float16. Layout: `series.json` (the run's record: recipe,
+retrain command, wall time, the full training log as `curve`, the kept `checkpoints`, `thinning`,
+`float16_check`){', one `' + record['tokenizer'] + '` shared by every checkpoint' if record.get('tokenizer') else ''}, and one native
+checkpoint folder per kept position (`config.json` with `"tokenizer": null` + `model.safetensors`). Load one with
+`interp_checks.models.native.load_native(folder, tokenizer=...)`, or name the whole series in a claim (`series:PATH`).
+
+## Retrain
+
+1. `{record.get('retrain')}` (writes the full series; measured {timing}).
+2. `{thinning.get('command', 'python -m interp_checks.zoo.series_fixtures SRC DST --keep ... --rule ...')}`
+
+## Thinning
+
+{thinning['rule']}
+
+| checkpoint | {axis} | phase | max abs logit diff, float16 vs float32 |
+|---|---|---|---|
+{chr(10).join(kept_rows)}
+
+## float16
+
+The weights are stored in float16 (half the bytes of the float32 run) and load into a float32 model. Each
+kept checkpoint was checked against its float32 source on {check['inputs']['n']} sequences of
+{check['inputs']['seq_len']} uniformly random tokens (seed {check['inputs']['seed']}): the largest logit difference is
+{check['worst']['max_abs_logit_diff']:.2e} ({check['worst']['checkpoint']}, {check['worst']['relative']:.2e} of its largest logit; the
+export refuses above {check['tolerance_relative']:.0%}). Statistics read from these checkpoints can differ from the float32 run's in
+about the third significant digit.
+
+## Recipe
+
+| field | value |
+|---|---|
+{recipe_rows}
+
+## Training log
+
+{len(record.get('curve', []))} points in `series.json`; {min(24, len(record.get('curve', [])))} evenly spaced ones:
+
+{_curve_table(record.get('curve', []), axis)}
+"""
 
 
 def fixture_bytes(folder: Path) -> int:
@@ -253,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"largest allowed |logit difference| / largest |logit| of the float16 copy (default {DEFAULT_TOLERANCE})")
     parser.add_argument("--inputs", type=int, default=4, help="random-token sequences for the float16 check (default 4)")
     parser.add_argument("--seq-len", type=int, default=64, help="their length, capped at n_ctx (default 64)")
+    parser.add_argument("--card", action="store_true", help="(re)write DST/README.md from series.json (see series_card)")
+    parser.add_argument("--about", default="", help="the card's opening paragraph (default: the recipe's description)")
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "interp_checks.zoo.series_fixtures", *(sys.argv[1:] if argv is None else argv)])
 
     import torch
 
@@ -261,13 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = export_series(args.src, args.dst, args.keep, rule=args.rule, replace=args.replace,
                                allow_incomplete=args.allow_incomplete, n_inputs=args.inputs, seq_len=args.seq_len,
-                               tolerance=args.tolerance)
+                               tolerance=args.tolerance, command=command)
     except SeriesFolderError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, check in record["float16_check"]["per_checkpoint"].items():
         print(f"{name}: max |logit diff| {check['max_abs_logit_diff']:.2e} (largest logit {check['max_abs_logit']:.2f}, "
               f"relative {check['relative']:.2e})")
+    if args.card:
+        (args.dst / README).write_text(series_card(args.dst, record, about=args.about), encoding="utf-8")
     print(f"wrote {args.dst}: {len(record['checkpoints'])} of {record['thinning']['source_checkpoints']} checkpoints, "
           f"{fixture_bytes(args.dst) / 1e6:.2f} MB")
     return 0

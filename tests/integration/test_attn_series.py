@@ -23,6 +23,7 @@ from interp_checks.zoo.series_fixtures import (
     parse_keep,
     random_tokens,
     select,
+    series_card,
     uniform_grid,
 )
 from interp_checks.zoo.series_writer import SeriesFolderError, SeriesWriter, checkpoint_position
@@ -132,6 +133,14 @@ def test_the_float16_export_loads_with_the_series_tokenizer_and_matches_its_sour
         assert not torch.equal(a, b)  # it really is a rounded copy ...
         assert float((a - b).abs().max()) <= 0.01 * float(a.abs().max())  # ... that computes the same model
         assert record["float16_check"]["per_checkpoint"][name]["relative"] <= 0.01
+
+
+def test_the_card_says_the_rule_the_retrain_command_and_the_float16_check(exported):
+    _, dst, record = exported
+    card = series_card(dst, record, about="A micro series.")
+    assert "A micro series." in card and "test rule" in card and record["retrain"] in card
+    assert f"{record['float16_check']['worst']['max_abs_logit_diff']:.2e}" in card
+    assert all(f"| {name} |" in card for name in record["checkpoints"])
 
 
 def test_thinning_refuses_what_it_cannot_do(exported, tmp_path):
