@@ -256,7 +256,7 @@ def _curve_table(curve: list[dict[str, Any]], axis: str, rows: int = 24) -> str:
     return "\n".join(lines)
 
 
-def series_card(folder: Path, record: dict[str, Any], *, about: str = "") -> str:
+def series_card(folder: Path, record: dict[str, Any], *, about: str = "", float16_note: str = "") -> str:
     """README.md of a fixture series: what it is, its recipe, how to retrain and re-thin it (with the
     measured time), the thinning rule, the float16 note, the kept checkpoints and the training log."""
     from interp_checks.models.native import read_native_config
@@ -304,8 +304,7 @@ The weights are stored in float16 (half the bytes of the float32 run) and load i
 kept checkpoint was checked against its float32 source on {check['inputs']['n']} sequences of
 {check['inputs']['seq_len']} uniformly random tokens (seed {check['inputs']['seed']}): the largest logit difference is
 {check['worst']['max_abs_logit_diff']:.2e} ({check['worst']['checkpoint']}, {check['worst']['relative']:.2e} of its largest logit; the
-export refuses above {check['tolerance_relative']:.0%}). Statistics read from these checkpoints can differ from the float32 run's in
-about the third significant digit.
+export refuses above {check['tolerance_relative']:.0%}).{(chr(10) + chr(10) + float16_note) if float16_note else ''}
 
 ## Recipe
 
@@ -329,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interp_checks.zoo.series_fixtures", description=__doc__.split("\n")[0])
     parser.add_argument("src", type=Path, help="a full series folder (series.json + <prefix>-<integer>/ checkpoints)")
     parser.add_argument("dst", type=Path, help="the fixture folder to write, e.g. fixtures/series/attn-only-2l")
-    parser.add_argument("--keep", required=True, type=parse_keep,
+    parser.add_argument("--keep", required=True,
                         help="checkpoints to keep: positions (0,75), inclusive ranges START:STOP:STEP (0:975:75) or names (step-000075)")
     parser.add_argument("--rule", required=True, help="how the kept checkpoints were chosen (stored in series.json as thinning.rule)")
     parser.add_argument("--replace", action="store_true", help="overwrite an earlier export in DST (its README.md is kept)")
@@ -340,14 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-len", type=int, default=64, help="their length, capped at n_ctx (default 64)")
     parser.add_argument("--card", action="store_true", help="(re)write DST/README.md from series.json (see series_card)")
     parser.add_argument("--about", default="", help="the card's opening paragraph (default: the recipe's description)")
+    parser.add_argument("--float16-note", default="", help="what else was measured about float16 storage (the card's float16 section)")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "-m", "interp_checks.zoo.series_fixtures", *(sys.argv[1:] if argv is None else argv)])
+    # The command that re-thins, with the long texts named rather than repeated (they are in series.json and the card).
+    command = shlex.join(["python", "-m", "interp_checks.zoo.series_fixtures", str(args.src), str(args.dst),
+                          "--keep", args.keep, "--rule"]) + " \"<thinning.rule>\"" + (" --card --about \"<the card's first paragraph>\"" if args.card else "")
 
     import torch
 
     torch.set_num_threads(1)
     try:
-        record = export_series(args.src, args.dst, args.keep, rule=args.rule, replace=args.replace,
+        record = export_series(args.src, args.dst, parse_keep(args.keep), rule=args.rule, replace=args.replace,
                                allow_incomplete=args.allow_incomplete, n_inputs=args.inputs, seq_len=args.seq_len,
                                tolerance=args.tolerance, command=command)
     except SeriesFolderError as error:
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: max |logit diff| {check['max_abs_logit_diff']:.2e} (largest logit {check['max_abs_logit']:.2f}, "
               f"relative {check['relative']:.2e})")
     if args.card:
-        (args.dst / README).write_text(series_card(args.dst, record, about=args.about), encoding="utf-8")
+        (args.dst / README).write_text(series_card(args.dst, record, about=args.about, float16_note=args.float16_note), encoding="utf-8")
     print(f"wrote {args.dst}: {len(record['checkpoints'])} of {record['thinning']['source_checkpoints']} checkpoints, "
           f"{fixture_bytes(args.dst) / 1e6:.2f} MB")
     return 0

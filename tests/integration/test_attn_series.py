@@ -20,6 +20,7 @@ from interp_checks.zoo import zoo_tokenizer_path
 from interp_checks.zoo.recipes import RECIPES, micro_recipe
 from interp_checks.zoo.series_fixtures import (
     export_series,
+    main as series_fixtures_main,
     parse_keep,
     random_tokens,
     select,
@@ -143,6 +144,17 @@ def test_the_card_says_the_rule_the_retrain_command_and_the_float16_check(export
     assert all(f"| {name} |" in card for name in record["checkpoints"])
 
 
+def test_the_command_line_writes_the_fixture_and_its_card(micro, tmp_path, capsys):
+    _, _, saved = micro
+    dst = tmp_path / "cli"
+    assert series_fixtures_main([str(saved.series), str(dst), "--keep", "0:28:14", "--rule", "every 14th", "--card"]) == 0
+    record = _record(dst)
+    assert record["checkpoints"] == ["step-000000", "step-000014", "step-000028"]
+    assert "--keep 0:28:14" in record["thinning"]["command"] and "every 14th" in (dst / "README.md").read_text()
+    assert series_fixtures_main([str(saved.series), str(tmp_path / "bad"), "--keep", "3", "--rule", "r"]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
 def test_thinning_refuses_what_it_cannot_do(exported, tmp_path):
     src, dst, _ = exported
     with pytest.raises(SeriesFolderError, match="no such checkpoint"):
@@ -216,4 +228,6 @@ def test_committed_series_loads_in_float16_with_one_tokenizer(name):
     for name_ in (record["checkpoints"][0], record["checkpoints"][-1]):
         assert read_native_config(folder / name_)["tokenizer"] is None
         bridge = load_native(folder / name_, tokenizer=tokenizer)
-        assert bridge.cfg.n_layers == RECIPES[name].n_layers and math.isfinite(float(bridge(bridge.to_tokens("x = 1")).sum()))
+        with torch.no_grad():
+            logits = bridge(bridge.to_tokens("x = 1"))
+        assert bridge.cfg.n_layers == RECIPES[name].n_layers and math.isfinite(float(logits.sum()))
