@@ -342,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--float16-note", default="", help="what else was measured about float16 storage (the card's float16 section)")
     args = parser.parse_args(argv)
     # The command that re-thins, with the long texts named rather than repeated (they are in series.json and the card).
-    command = shlex.join(["python", "-m", "interp_checks.zoo.series_fixtures", str(args.src), str(args.dst),
-                          "--keep", args.keep, "--rule"]) + " \"<thinning.rule>\"" + (" --card --about \"<the card's first paragraph>\"" if args.card else "")
+    command = shlex.join(["python", "-m", "interp_checks.zoo.series_fixtures", str(args.src), str(args.dst), "--keep", args.keep])
+    command += ' --rule "<thinning.rule>"' + (" --card" if args.card else "")
+    command += ' --about "<the card\'s first paragraph>"' if args.about else ""
+    command += ' --float16-note "<the card\'s float16 note>"' if args.float16_note else ""
 
     import torch
 
