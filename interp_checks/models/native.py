@@ -232,13 +232,15 @@ def load_tokenizer(path: str | Path) -> Any:
     )
 
 
-def load_native(folder: str | Path, *, device: str | None = None) -> Any:
-    """Load a native checkpoint as a TransformerBridge in eval mode. Never executes stored code."""
+def load_native(folder: str | Path, *, device: str | None = None, tokenizer: Any = None) -> Any:
+    """Load a native checkpoint as a TransformerBridge in eval mode. Never executes stored code.
+
+    ``tokenizer``: used when the checkpoint names none of its own (the checkpoints of a series share
+    one tokenizer file, ``models.series``)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     config = read_native_config(folder)
-    tokenizer = None
     if config.get("tokenizer"):
         tokenizer_path = file_inside(folder, config["tokenizer"], named_by=folder / CONFIG_FILE, key="tokenizer")
         if not tokenizer_path.is_file():
