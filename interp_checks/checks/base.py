@@ -447,7 +447,7 @@ def register(check: Check) -> Check:
 def _load_builtin_checks() -> None:
     from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, features, heads, neurons, patching  # noqa: F401  (registers their checks)
     from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
-    from interp_checks.checks import dynamics, loss  # noqa: F401  (registers loss; grokking, phase_change, double_descent, logit_pca, coincide)
+    from interp_checks.checks import dynamics, loss, modular  # noqa: F401  (registers loss; grokking, phase_change, double_descent, logit_pca, coincide; modular_progress)
 
 
 def get_check(name: str) -> Check:

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from jaxtyping import Float
 
 from interp_checks.stats.pooled import PooledStatistic
 
@@ -137,8 +136,8 @@ def resampled_values(stat: PooledStatistic, n_resamples: int, seed: int) -> np.n
 
 
 def first_crossing(
-    curves: Float[np.ndarray, "B S"], positions: npt.ArrayLike, level: float | np.ndarray, *, rising: bool = True
-) -> Float[np.ndarray, " B"]:
+    curves: np.ndarray, positions: npt.ArrayLike, level: float | np.ndarray, *, rising: bool = True
+) -> np.ndarray:
     """The first position at which each curve reaches ``level`` (>= when ``rising``, else <=),
     linearly interpolated between the checkpoints around it; the first position if it starts
     there; NaN if it never does."""
@@ -162,7 +161,7 @@ def first_crossing(
     return out
 
 
-def half_rise_position(curves: Float[np.ndarray, "B S"], positions: npt.ArrayLike) -> Float[np.ndarray, " B"]:
+def half_rise_position(curves: np.ndarray, positions: npt.ArrayLike) -> np.ndarray:
     """Where each curve first gets halfway from its first value to its maximum (a rise's midpoint,
     the "t50" of a phase change); NaN for a curve that never rises above its start."""
     c = np.asarray(curves, dtype=float)
@@ -171,7 +170,7 @@ def half_rise_position(curves: Float[np.ndarray, "B S"], positions: npt.ArrayLik
     return np.where(top > start, out, math.nan)
 
 
-def largest_rise(curves: Float[np.ndarray, "B S"], positions: npt.ArrayLike, window: float) -> Float[np.ndarray, " B"]:
+def largest_rise(curves: np.ndarray, positions: npt.ArrayLike, window: float) -> np.ndarray:
     """The largest increase c[j] - c[i] over checkpoint pairs i < j at most ``window`` apart: how
     much the curve jumps within a window (negative: it only falls)."""
     x = np.asarray(positions, dtype=float)
@@ -183,7 +182,7 @@ def largest_rise(curves: Float[np.ndarray, "B S"], positions: npt.ArrayLike, win
     return (c[:, j[keep]] - c[:, i[keep]]).max(axis=1)
 
 
-def bump(curves: Float[np.ndarray, "B S"], positions: npt.ArrayLike) -> dict[str, np.ndarray]:
+def bump(curves: np.ndarray, positions: npt.ArrayLike) -> dict[str, np.ndarray]:
     """A double-descent bump of each curve: the peak that rises most above the minimum before it.
 
     ``rise``: that peak minus the lowest value before it; ``second_descent``: the lowest value
@@ -206,7 +205,7 @@ def bump(curves: Float[np.ndarray, "B S"], positions: npt.ArrayLike) -> dict[str
     }
 
 
-def value_at_end(curves: Float[np.ndarray, "B S"]) -> Float[np.ndarray, " B"]:
+def value_at_end(curves: np.ndarray) -> np.ndarray:
     return np.asarray(curves, dtype=float)[:, -1]
 
 
@@ -214,7 +213,7 @@ def value_at_end(curves: Float[np.ndarray, "B S"]) -> Float[np.ndarray, " B"]:
 # trajectories: per-token values (losses, logits) at every checkpoint, projected on principal components
 
 
-def gram_contributions(values: Float[np.ndarray, "n S k"]) -> Float[np.ndarray, "n SS"]:
+def gram_contributions(values: np.ndarray) -> np.ndarray:
     """Per sample, its part of the checkpoints' Gram matrix: sum over its k values of x_s x_t.
     The mean over samples is the Gram matrix of the checkpoints' concatenated values / n, so a
     resample of samples gives its Gram matrix as a weighted mean (``curve_statistic``)."""
@@ -222,7 +221,7 @@ def gram_contributions(values: Float[np.ndarray, "n S k"]) -> Float[np.ndarray, 
     return np.einsum("nsk,ntk->nst", v, v).reshape(v.shape[0], -1)
 
 
-def pca_trajectory(gram: Float[np.ndarray, "B S S"], components: int) -> Float[np.ndarray, "B S C"]:
+def pca_trajectory(gram: np.ndarray, components: int) -> np.ndarray:
     """Each checkpoint's coordinates on the top principal components of the checkpoints' values
     (classical MDS of the Gram matrix: double-centred, eigendecomposed); signs are fixed so that the
     first checkpoint's coordinates are <= 0 (so resamples agree)."""
@@ -238,7 +237,7 @@ def pca_trajectory(gram: Float[np.ndarray, "B S S"], components: int) -> Float[n
     return coords * sign
 
 
-def sharpest_turn(coords: Float[np.ndarray, "B S C"], positions: npt.ArrayLike, *, min_share: float = 0.0) -> dict[str, np.ndarray]:
+def sharpest_turn(coords: np.ndarray, positions: npt.ArrayLike, *, min_share: float = 0.0) -> dict[str, np.ndarray]:
     """The sharpest turn of each trajectory: at every inner checkpoint, the angle (degrees) between
     the incoming and the outgoing step; ``angle`` the largest, ``position`` where it is. A straight
     path turns 0 degrees, a reversal 180.
@@ -264,10 +263,10 @@ def sharpest_turn(coords: Float[np.ndarray, "B S C"], positions: npt.ArrayLike, 
         warnings.simplefilter("ignore", RuntimeWarning)  # a row with no counted turn: NaN, said by the caller
         others = np.nanmedian(np.where(np.arange(angles.shape[1])[None, :] == where[:, None], np.nan, counted), axis=1)
     best = np.where(np.isfinite(best), best, math.nan)
-    return {"angle": best, "position": x[1:-1][where], "angles": angles, "contrast": best - others}
+    return {"angle": best, "position": x[1:-1][where], "angles": angles, "contrast": best - others, "median_other": others}
 
 
-def straightness(coords: Float[np.ndarray, "B S C"]) -> Float[np.ndarray, " B"]:
+def straightness(coords: np.ndarray) -> np.ndarray:
     """The distance from the first checkpoint to the last over the length of the path through all of
     them: 1 for a straight path, near 1/sqrt(S) for independent random points. A "kink" means
     something only on a path (checkpoints of one training run); a cloud of unrelated models turns

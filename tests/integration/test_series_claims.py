@@ -82,7 +82,7 @@ def test_random_weights_series_supports_nothing(series):
         claim("grokking", series["random"], {"delay_ratio": ">= 2"}, train=TRAIN, test=TEST),
         claim("phase_change", series["random"], {"jump": ">= 0.5"}, reading=accuracy_reading(TRAIN), window=100),
         claim("double_descent", series["random"], {"rise": ">= 0.5", "second_descent": "> 0"}, reading={"check": "loss", "statistic": "loss", "inputs": TEST}),
-        claim("logit_pca", series["random"], {"kink_contrast": ">= 45", "straightness": ">= 0.5"}, probe={"kind": "modular_pairs", "p": 23, "split": "all", "n": 200}),
+        claim("logit_pca", series["random"], {"kink_angle": ">= 60", "other_turns": "<= 60"}, probe={"kind": "modular_pairs", "p": 23, "split": "all", "n": 200}),
     ]
     results = Engine(Settings(n_resamples=499)).evaluate(claims)
     for result in results:
@@ -144,3 +144,25 @@ def judged_error(spec: ClaimSpec) -> str:
     [result] = Engine(Settings(n_resamples=99)).evaluate([spec])
     assert result.outcome == "error"
     return result.error
+
+
+def test_fourier_progress_measures_on_hand_made_embeddings():
+    from interp_checks.checks.modular import fourier_basis, frequency_norms, gini
+
+    p = 23
+    basis = fourier_basis(p)
+    assert np.allclose(basis @ basis.T, np.eye(p), atol=1e-10)
+    a = np.arange(p)
+    one_frequency = np.stack([np.cos(2 * np.pi * 5 * a / p), np.sin(2 * np.pi * 5 * a / p)], axis=1)
+    norms = frequency_norms(one_frequency, p)
+    assert np.argmax(norms) == 4 and gini(norms) == pytest.approx((norms.size - 1) / norms.size)
+    assert gini(np.ones(11)) == pytest.approx(0.0)
+    assert gini(frequency_norms(np.random.default_rng(0).normal(size=(p, 16)), p)) < 0.4
+
+
+def test_the_circuit_reading_joins_a_coincide_claim_as_a_fixed_curve(series):
+    gini_rises = {"check": "phase_change", "statistic": "midpoint", "reading": {"check": "modular_progress", "statistic": "weight_norm"}}
+    loss_falls = {"check": "phase_change", "statistic": "midpoint", "direction": "down", "reading": {"check": "loss", "statistic": "loss", "inputs": TRAIN}}
+    result = judged(claim("coincide", series["trained"], {"lead": "between -400 400"}, first=gini_rises, second=loss_falls))
+    assert result.outcome != "error"
+    assert "evaluation samples" in result.expectations[0].evaluation.ci_method  # the loss curve is resampled; the weights' is fixed
