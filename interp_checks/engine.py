@@ -123,8 +123,11 @@ class PreparedClaim:
     figure_notes: list[str] = field(default_factory=list)  # pictures that could not be drawn, and why
     # per expectation: the per-sample values it was judged on and the null's ([n, draws], None: zero)
     samples: list[tuple[np.ndarray, np.ndarray | None]] = field(default_factory=list)
-    # corpus claims: per corpus pass (in ``prepared.corpora`` order), what the check concluded
+    # corpus claims: per corpus pass (in ``prepared.corpora`` order), what the check concluded;
+    # series claims: per run of the series (``series_labels``), the same
     corpus_measurements: list[CorpusMeasurement] = field(default_factory=list)
+    series_plans: list[Any] = field(default_factory=list)  # series claims: their readings, prepared (series_runs.ReadingPlan)
+    series_labels: list[str] = field(default_factory=list)
 
     @property
     def model_key(self) -> str:
@@ -299,7 +302,10 @@ class Engine:
         check (no keys without a known check, no heads without a loaded model)."""
         problems: list[Problem] = list(spec.problems)
         check = self._check_of(spec, problems)
-        inputs, defaulted = self._inputs_of(spec, check, problems)
+        if getattr(check, "reads_series", False):  # inputs belong to its readings (checks.base.SeriesReading)
+            inputs, defaulted = {}, False
+        else:
+            inputs, defaulted = self._inputs_of(spec, check, problems)
         models, load_s = self._models_of(spec, check, problems) if check is not None else ({}, 0.0)
         prepared = None
         if check is not None and models and spec.expect:  # with no expectation parsed there is nothing to prepare
@@ -324,14 +330,35 @@ class Engine:
                         f"{role}: a corpus claim runs every model on the same token rows, but {models[role].spec} does not "
                         f"share {models[MODEL].spec}'s tokenizer (vocabulary and BOS)"
                     )))
+        plans = self._series_plans(spec, prepared, models, problems) if prepared is not None and prepared.sampling == "series" else []
         if problems:
             raise problems_error(spec.path, spec.id, problems)
         assert check is not None and prepared is not None and inputs is not None  # no problem means all were made
         if defaulted:
             prepared.notes.append(f"default inputs of check {check.name}: {describe_inputs(inputs)} (the claim gives no inputs:)")
-        return PreparedClaim(
+        claim = PreparedClaim(
             spec, check, prepared, models, inputs, input_key(inputs, spec.seed), load_s=load_s, default_inputs=defaulted
         )
+        claim.series_plans = plans
+        return claim
+
+    @staticmethod
+    def _series_plans(spec: ClaimSpec, prepared: Prepared, models: Mapping[str, Any], problems: list[Problem]) -> list[Any]:
+        """A series claim's readings prepared against its series (``series_runs.plan_readings``)."""
+        from interp_checks.series_runs import plan_readings
+
+        subject = models[MODEL]
+        if subject.spec.kind != "series":
+            problems.append(Problem(Tier.KEYS, (
+                f"check {spec.check} reads a checkpoint series: write model: series:PATH (a folder of step-NNNN checkpoints, "
+                f"or a glob of such folders), not {subject.spec.describe()}"
+            )))
+            return []
+        try:
+            return plan_readings(prepared, _shape_of(subject), spec.base_dir)
+        except CheckError as error:
+            problems.append(Problem(Tier.KEYS, str(error)))
+            return []
 
     @staticmethod
     def _check_of(spec: ClaimSpec, problems: list[Problem]) -> Check | None:
@@ -425,6 +452,11 @@ class Engine:
         streamed = [claim for claim in claims if claim.prepared.sampling == "corpus"]
         if streamed:
             self._run_corpus_claims(streamed)
+        series = [claim for claim in claims if claim.prepared.sampling == "series"]
+        if series:
+            from interp_checks.series_runs import run_series_claims
+
+            run_series_claims(self, series)
         claims = [claim for claim in claims if claim.prepared.sampling == "sequence"]
         if not claims:
             return
@@ -701,20 +733,25 @@ class Engine:
         """Each statistic of each corpus (``stat[corpus]`` when the claim names several, so a claim
         that holds on one corpus and fails on another says so), pooled over tokens and resampled by
         document (``stats.evaluate_pooled``), or by the evaluator the check names for it
-        (``Prepared.evaluators``, e.g. a counterexample search's); n is the fewest documents any corpus gave."""
+        (``Prepared.evaluators``, e.g. a counterexample search's); n is the fewest documents any corpus gave.
+
+        Series claims are judged the same way per run of the series (``stat[run]`` when it has
+        several, e.g. one per seed: each run must bear the claim out), evaluation samples resampled."""
         spec, prepared = claim.spec, claim.prepared
         from interp_checks.stats.universal import CORPUS_EVALUATORS
 
-        several = len(prepared.corpora) > 1
+        series = prepared.sampling == "series"
+        labels = claim.series_labels if series else [corpus.label for corpus in prepared.corpora]
+        several = len(labels) > 1
         results, sizes, notes, nulls = [], [], list(prepared.notes), []
-        for corpus, measurement in zip(prepared.corpora, claim.corpus_measurements):
-            notes.extend(f"{corpus.label}: {note}" if several else note for note in measurement.notes)
+        for label, measurement in zip(labels, claim.corpus_measurements):
+            notes.extend(f"{label}: {note}" if several else note for note in measurement.notes)
             for stat in prepared.statistics:
                 comparison = prepared.restated.get(stat) or spec.expect[prepared.expectation_source.get(stat, stat)]
                 if stat in prepared.negated:
                     comparison = negate(comparison)
                 pooled = measurement.statistics[stat]
-                name = f"{stat}[{corpus.label}]" if several else stat
+                name = f"{stat}[{label}]" if several else stat
                 evaluation = CORPUS_EVALUATORS[prepared.evaluators.get(stat, "pooled")](
                     pooled, comparison, statistic=name, alpha=self.settings.alpha, seed=spec.seed, n_resamples=self.settings.n_resamples
                 )
@@ -723,19 +760,23 @@ class Engine:
                 claim.samples.append((None, None))  # pooled over tokens: no per-sample strip
                 results.append(ExpectationResult(name, str(comparison), evaluation, prepared.units.get(stat)))
         notes.append(
+            "unit of sampling: the evaluation sample (each statistic is a function of the curve over checkpoints; intervals "
+            "and p-values from resampling the samples the readings were taken on, the same samples at every checkpoint)"
+            if series else
             "unit of sampling: the document (statistics pooled over each corpus's tokens; intervals and p-values "
             "from resampling documents)"
         )
+        inputs = {plan.reading.name: plan.inputs or "the weights" for plan in claim.series_plans} if series else claim.inputs
         return ClaimResult(
             spec, Outcome.INCONCLUSIVE.value, results, model=claim.describe_models(),
-            null=claim.check.null_description(prepared), inputs=claim.inputs, n=min(sizes) if sizes else 0,
+            null=claim.check.null_description(prepared), inputs=inputs, n=min(sizes) if sizes else 0,
             load_s=claim.load_s, measure_s=claim.measure_s, notes=notes + claim.figure_notes, figures=list(claim.figures),
         )
 
     def _evaluate_claim(self, claim: PreparedClaim) -> ClaimResult:
         if claim.prepared.sampling == "weights":
             return self._evaluate_weight_claim(claim)
-        if claim.prepared.sampling == "corpus":
+        if claim.prepared.sampling in ("corpus", "series"):
             return self._evaluate_corpus_claim(claim)
         start = time.perf_counter()
         spec = claim.spec
@@ -890,6 +931,7 @@ class Engine:
         for claim in claims:  # a rerun starts clean
             claim.measurements, claim.null_measurements, claim.error = defaultdict(list), defaultdict(list), None
             claim.figures, claim.figure_notes, claim.samples, claim.corpus_measurements = [], [], [], []
+            claim.series_labels = []
         self._open_group = None
         try:
             self._run_group(claims, position)

@@ -148,6 +148,46 @@ def parse_component(text: Any, shape: ModelShape, kinds: tuple[str, ...], what: 
         raise CheckError(str(error)) from None
 
 
+@dataclass(frozen=True)
+class SeriesReading:
+    """What a series claim reads at every checkpoint: one statistic of an existing per-sequence (or
+    weights) check on fixed inputs, e.g. ``induction_head``'s ``max_score`` on repeated random
+    tokens, or ``loss``'s ``accuracy`` on the test pairs. The engine prepares ``check`` with
+    ``params`` against the series' model, generates ``inputs`` once (seed ``seed``) and runs them
+    through every checkpoint; the reading's values are [checkpoints, samples] (or [checkpoints,
+    samples, members] for a statistic with members, such as per-token losses).
+
+    ``name`` is how the series check refers to it (``train``, ``test``, ``score``); readings with
+    equal ``inputs`` and ``seed`` are measured on the same samples and resampled together."""
+
+    name: str
+    check: str
+    statistic: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] | None = None  # None: the reading check's default inputs
+    seed: int = 0
+
+    def describe(self) -> str:
+        keys = ", ".join(f"{k}: {v}" for k, v in self.params.items())
+        return f"{self.check}.{self.statistic}" + (f" ({keys})" if keys else "")
+
+
+@dataclass
+class SeriesCurves:
+    """What a series check concludes from, for one run: the checkpoints' positions on the axis, and
+    per reading its values [checkpoints, samples, members] (members 1 for a per-sequence statistic;
+    samples 1 for a statistic of the weights alone), the samples' input key (equal keys: the same
+    samples), and how each was measured (for notes)."""
+
+    run: str
+    axis: str
+    positions: np.ndarray
+    values: dict[str, np.ndarray]
+    sample_keys: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+    record: Mapping[str, Any] = field(default_factory=dict)  # the run's series.json
+
+
 MODEL = "model"  # the role of the claim's subject; checks may declare more roles (e.g. "baseline")
 # For a weight statistic's ``figures`` only: the null's values ([draws, values per draw] numpy array)
 # next to the weights, so a picture can show where a random-weights twin's value falls.
@@ -214,6 +254,11 @@ class Prepared:
     # ``PooledStatistic``) or "universal" (a deterministic verdict from a counterexample search on a
     # ``stats.universal.UniversalEvidence``, for "no token violates" claims; see ``SearchesCounterexamples``).
     evaluators: dict[str, str] = field(default_factory=dict)
+    # For ``sampling == "series"``: the readings taken at every checkpoint of the claim's series
+    # (``SeriesReading``), and how to thin the series (``models.series.thin``: ``every``, ``steps``).
+    # The check implements ``SummarisesSeries``; each statistic is judged per run.
+    readings: tuple[SeriesReading, ...] = ()
+    thinning: dict[str, Any] = field(default_factory=dict)
 
 
 Activations = Mapping[str, "torch.Tensor"]
@@ -354,6 +399,22 @@ class SearchesCounterexamples(AggregatesCorpus, Protocol):
         """Search for a counterexample to ``prepared``'s claim; record it in ``model_aggregate``."""
 
 
+class SummarisesSeries(Check, Protocol):
+    """A check whose claims are about a model's curve through training (``Prepared.sampling ==
+    "series"``): a grokking delay, a phase change, a double-descent bump, a kink.
+
+    The engine loads the claim's ``series:`` model one checkpoint at a time, takes every reading of
+    ``prepared.readings`` at each (the reading checks' own ``measure``, on inputs generated once),
+    and calls ``conclude`` once per run with the curves. ``conclude`` returns each statistic as a
+    ``stats.pooled.PooledStatistic`` built with ``stats.series.curve_statistic`` (evaluation
+    samples the unit of resampling), plus the curve as figures; the engine judges each with
+    ``stats.evaluate_pooled``, per run (``stat[run]`` when the series has several runs). It never
+    calls ``measure``."""
+
+    def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
+        """The statistics of one run's curves (keys among ``prepared.statistics``), figures, notes."""
+
+
 class MeasuresNullDraws(Check, Protocol):
     """A weight statistic (``Prepared.sampling == "weights"``) whose null is cheaper over all draws at
     once. ``measure_null_draws`` is optional: without it the engine calls ``measure_null`` once per
@@ -386,6 +447,7 @@ def register(check: Check) -> Check:
 def _load_builtin_checks() -> None:
     from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, features, heads, neurons, patching  # noqa: F401  (registers their checks)
     from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
+    from interp_checks.checks import dynamics, loss, modular  # noqa: F401  (registers loss; grokking, phase_change, double_descent, logit_pca, coincide; modular_progress)
 
 
 def get_check(name: str) -> Check:

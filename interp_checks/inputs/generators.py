@@ -110,6 +110,9 @@ class InputBatch:
     tokenizer: Any = field(default=None, repr=False, compare=False)
     # The paired corrupted input of each row (same shape), for patching; None: the inputs make no pairs.
     corrupted: Int[np.ndarray, "n pos"] | None = None
+    # Each row's held-out answer: the token the model should predict after the row's last token,
+    # which is not part of the row (modular addition's "a b =" -> (a + b) mod p); None: no such answer.
+    answers: Int[np.ndarray, " n"] | None = None
 
     def __post_init__(self) -> None:
         if self.valid is None:
@@ -134,6 +137,7 @@ class InputBatch:
             None if self.sources is None else self.sources[start:stop],
             self.tokenizer,
             None if self.corrupted is None else self.corrupted[start:stop],
+            None if self.answers is None else self.answers[start:stop],
         )
 
     def token_strings(self, row: int, start: int = 0, stop: int | None = None) -> list[str]:
@@ -263,8 +267,10 @@ def _check_parameter(generator: Generator, key: str, default: Any, value: Any) -
         if not isinstance(value, bool):
             raise InputSpecError(f"inputs.{key} must be true or false, got {_short(value)}")
     elif isinstance(default, int):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputSpecError(f"inputs.{key} must be a positive integer, got {_short(value)}")
+        lowest = 0 if default == 0 else 1  # a parameter whose default is 0 takes 0 (a seed; "n: 0" for all)
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            what = "a non-negative" if lowest == 0 else "a positive"
+            raise InputSpecError(f"inputs.{key} must be {what} integer, got {_short(value)}")
         limit = generator.limits.get(key, MAX_INT_PARAMETER)
         if value > limit:
             raise InputSpecError(f"inputs.{key} must be at most {limit:,} for kind {generator.name!r}, got {value:,}")
@@ -354,8 +360,10 @@ def generate(spec: Mapping[str, Any], vocab: Vocabulary, seed: int, *, max_token
         )
     regions = meta.pop("regions", {})
     corrupted = meta.pop("corrupted", None)
+    answers = meta.pop("answers", None)
     batch = InputBatch(tokens.astype(np.int64), spec["kind"], params, seed, regions=regions, meta=meta, tokenizer=vocab.tokenizer)
     batch.corrupted = None if corrupted is None else corrupted.astype(np.int64)
+    batch.answers = None if answers is None else np.asarray(answers, dtype=np.int64)
     return batch
 
 
@@ -449,4 +457,4 @@ def random_tokens(params: dict[str, Any], vocab: Vocabulary, rng: np.random.Gene
 
 
 # Text generators register themselves on import; imported last because they use register_generator.
-from interp_checks.inputs import streams, text_generators  # noqa: E402,F401
+from interp_checks.inputs import modular, streams, text_generators  # noqa: E402,F401

@@ -113,11 +113,18 @@ def resolve_device(requested: str | None) -> str:
 # loading
 
 
-def load_model(spec: ModelSpec, *, device: str | None = "cpu") -> LoadedModel:
-    """Load ``spec`` as a bridge in eval mode on ``device`` (``"auto"`` picks CUDA when present)."""
+def load_model(spec: ModelSpec, *, device: str | None = "cpu", tokenizer: Any = None) -> LoadedModel:
+    """Load ``spec`` as a bridge in eval mode on ``device`` (``"auto"`` picks CUDA when present).
+
+    ``tokenizer``: for a native checkpoint that names none of its own (a series' checkpoints share one).
+    A ``series:`` spec loads as its first checkpoint, its runs in ``meta["series"]`` (``models.series``)."""
     device = resolve_device(device)
     if spec.kind in ("zoo", "native"):
-        return _load_native(spec, device)
+        return _load_native(spec, device, tokenizer)
+    if spec.kind == "series":
+        from interp_checks.models.series import load_first
+
+        return load_first(spec, device)
     if spec.kind == "hf":
         return _load_hf(spec, device)
     if spec.kind == "gguf":
@@ -202,7 +209,7 @@ def _special_token_ids(tokenizer: Any, architecture: dict[str, Any], d_vocab: in
 # --- native / zoo ----------------------------------------------------------------------------
 
 
-def _load_native(spec: ModelSpec, device: str) -> LoadedModel:
+def _load_native(spec: ModelSpec, device: str, tokenizer: Any = None) -> LoadedModel:
     from interp_checks.models import native
 
     folder = spec.path
@@ -213,7 +220,7 @@ def _load_native(spec: ModelSpec, device: str) -> LoadedModel:
         )
     try:
         config = native.read_native_config(folder)
-        bridge = native.load_native(folder, device=device)
+        bridge = native.load_native(folder, device=device, tokenizer=tokenizer)
     except native.NativeFormatError as error:
         raise ModelSpecError(f"{spec.describe()}: {error}") from error
     architecture = {"source": "native", "config": dict(config["architecture"])}

@@ -6,6 +6,8 @@ Grammar::
     hf:PATH       a local HuggingFace model folder: config.json + weights + tokenizer files
     gguf:PATH     a local ``.gguf`` file (loaded through transformers' GGUF support)
     native:PATH   a folder in interp_checks' own format (see ``interp_checks.models.native``)
+    series:PATH   a folder of checkpoints through training (``interp_checks.models.series``); PATH
+                  may be a glob, each matching folder one run (``series:runs/modadd-40-s*``)
     NAME          a name bound on the command line with ``--interp-model NAME=SPEC``
 
 Paths: ``~`` expands; a relative path resolves against ``base_dir`` (the claim file's folder), or
@@ -42,9 +44,9 @@ __all__ = [
     "zoo_dir",
 ]
 
-SpecKind = Literal["zoo", "hf", "gguf", "native"]
-PREFIXES: tuple[str, ...] = ("zoo", "hf", "gguf", "native")
-_PREFIX_HELP = "zoo:NAME, hf:PATH, gguf:PATH, native:PATH"
+SpecKind = Literal["zoo", "hf", "gguf", "native", "series"]
+PREFIXES: tuple[str, ...] = ("zoo", "hf", "gguf", "native", "series")
+_PREFIX_HELP = "zoo:NAME, hf:PATH, gguf:PATH, native:PATH, series:PATH"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _PREFIX_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_\-]*):(.*)$", re.DOTALL)
@@ -172,6 +174,9 @@ def parse_model_spec(
             raise ModelSpecError(f"{where}: file {path} not found{rel_note}; {nothing} .gguf file")
         return ModelSpec("gguf", str(path), spec_text, bound_from)
 
+    if prefix == "series":
+        return _series_spec(path, rest, spec_text, bound_from, where, rel_note)
+
     kind_label = {"hf": "HuggingFace model folder", "native": "native checkpoint folder"}[prefix]
     if not path.exists():
         raise ModelSpecError(f"{where}: folder {path} not found{rel_note}; {nothing} {kind_label}")
@@ -186,6 +191,19 @@ def parse_model_spec(
                 f"(write one with interp_checks.models.native.save_native; HF folders use hf:)"
             )
     return ModelSpec(prefix, str(path), spec_text, bound_from)  # type: ignore[arg-type]
+
+
+def _series_spec(path: Path, rest: str, spec_text: str, bound_from: str | None, where: str, rel_note: str) -> ModelSpec:
+    """``series:PATH``: a series folder, or a glob of them (one run each), that holds checkpoints."""
+    from interp_checks.models.series import series_folders
+
+    if not series_folders(path):
+        what = "no folder matches" if any(ch in rest for ch in "*?[") and not list(path.parent.glob(path.name)) else "nothing with checkpoints at"
+        raise ModelSpecError(
+            f"{where}: {what} {path}{rel_note}; series: needs a folder (or a glob of folders) whose subfolders "
+            "step-000100/ ... are checkpoints (interp_checks.models.series)"
+        )
+    return ModelSpec("series", str(path), spec_text, bound_from)
 
 
 def _resolve(rest: str, base: Path) -> Path:

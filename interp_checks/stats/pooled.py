@@ -118,6 +118,10 @@ class PooledStatistic:
         exact: the exact observed value when ``value`` is an approximation used for resampling speed.
         unit: what the values are, for reports.
         note: why the statistic is undefined on these tokens, or anything else its evaluation should say.
+        sampled: what one unit of resampling is, in words ("documents"; "evaluation samples" for a curve).
+        strata: sizes of blocks resampled apart (in order; they sum to ``n_documents``): a resample draws
+            each block's units from that block only (a stratified bootstrap). A curve statistic that
+            reads two evaluation sets (a model's train and test pairs) keeps each set's size; None: one block.
     """
 
     value: WeightsFunction
@@ -127,6 +131,8 @@ class PooledStatistic:
     exact: float | None = None
     unit: str | None = None
     note: str | None = None
+    sampled: str = "documents"
+    strata: tuple[int, ...] | None = None
 
     def at_unit_weights(self) -> float:
         """``value`` on the observed sample (every document once)."""
@@ -151,16 +157,28 @@ def _rowwise_bincount(indices: np.ndarray, n: int) -> np.ndarray:
 
 
 def _statistic_of_indices(stat: PooledStatistic) -> Callable[..., np.ndarray]:
-    """The vectorised statistic scipy.stats.bootstrap resamples: document indices -> weights -> value."""
-    n = stat.n_documents
+    """The vectorised statistic scipy.stats.bootstrap resamples: document indices -> weights -> value.
+    With strata, scipy resamples one index array per block (its jackknife leaves out one unit of one
+    block, the others whole, so the arrays' leading shapes broadcast)."""
+    sizes = _strata(stat)
 
-    def statistic(indices: np.ndarray, axis: int = -1) -> np.ndarray:
-        idx = np.moveaxis(np.asarray(indices), axis, -1)
-        lead = idx.shape[:-1]
-        weights = _rowwise_bincount(idx.reshape(-1, idx.shape[-1]).astype(np.intp), n)
-        return np.asarray(stat.value(weights), dtype=float).reshape(lead)
+    def statistic(*indices: np.ndarray, axis: int = -1) -> np.ndarray:
+        blocks = [np.moveaxis(np.asarray(idx), axis, -1) for idx in indices]
+        lead = np.broadcast_shapes(*(block.shape[:-1] for block in blocks))
+        weights = []
+        for block, size in zip(blocks, sizes):
+            flat = _rowwise_bincount(block.reshape(-1, block.shape[-1]).astype(np.intp), size)
+            weights.append(np.broadcast_to(flat.reshape(block.shape[:-1] + (size,)), lead + (size,)).reshape(-1, size))
+        return np.asarray(stat.value(np.concatenate(weights, axis=1)), dtype=float).reshape(lead)
 
     return statistic
+
+
+def _strata(stat: PooledStatistic) -> tuple[int, ...]:
+    sizes = stat.strata if stat.strata is not None else (stat.n_documents,)
+    if sum(sizes) != stat.n_documents or min(sizes) < 1:
+        raise ValueError(f"strata {sizes} must be positive and sum to n_documents = {stat.n_documents}")
+    return tuple(int(size) for size in sizes)
 
 
 def _jackknife_values(stat: PooledStatistic) -> np.ndarray:
@@ -190,7 +208,7 @@ def _cluster_bootstrap(stat: PooledStatistic, level: float, n_resamples: int, se
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.bootstrap(
-            (np.arange(n),), _statistic_of_indices(stat), vectorized=True, confidence_level=level, method="BCa",
+            tuple(np.arange(size) for size in _strata(stat)), _statistic_of_indices(stat), vectorized=True, confidence_level=level, method="BCa",
             n_resamples=n_resamples, rng=np.random.default_rng(seed), batch=max(1, _MAX_BATCH_ELEMENTS // n), axis=-1,
         )
     values = np.asarray(result.bootstrap_distribution, dtype=float).reshape(-1) + shift
@@ -244,10 +262,10 @@ def _p_values(above: Callable[[float], float], below: Callable[[float], float], 
     return max(above(t), below(comparison.upper)), min(1.0, 2 * min(below(t), above(comparison.upper)))
 
 
-def _test_words(comparison: Comparison, method: str, n: int) -> str:
+def _test_words(comparison: Comparison, method: str, n: int, sampled: str = "documents") -> str:
     t = _format_number(comparison.threshold)
     inversion = (
-        f"bootstrap test over {n} documents by inverting the {method} interval: p = the smallest alpha at which the "
+        f"bootstrap test over {n} {sampled} by inverting the {method} interval: p = the smallest alpha at which the "
         "one-sided (1 - alpha) bound excludes the threshold (beyond every resample: the normal tail of the bootstrap "
         "distribution, at most 1 / (resamples + 1))"
     )
@@ -275,9 +293,9 @@ def _effect_against_nulls(estimate: float, nulls: Mapping[str, float], notes: li
     return effect, f"estimate minus the largest (most demanding) null value: {name}", finite[name]
 
 
-def _why_no_inference(n: int, estimate: float) -> str | None:
+def _why_no_inference(n: int, estimate: float, sampled: str = "documents") -> str | None:
     if n < 2:
-        return f"{n} document(s): a bootstrap over documents needs at least 2"
+        return f"{n} of {sampled}: a bootstrap over {sampled} needs at least 2"
     if not math.isfinite(estimate):
         return "the statistic is undefined on these tokens (NaN)"
     return None
@@ -308,7 +326,7 @@ def evaluate_pooled(
         effect_size_kind=effect_kind, null_estimate=null_estimate, estimand=stat.estimand,
         margin=_margin(estimate, comparison) if math.isfinite(estimate) else None,
     )
-    reason = _why_no_inference(n, estimate)
+    reason = _why_no_inference(n, estimate, stat.sampled)
     if reason is None:
         shift = estimate - stat.at_unit_weights() if stat.exact is not None else 0.0
         if stat.exact is not None:
@@ -316,7 +334,7 @@ def evaluate_pooled(
         boot = _cluster_bootstrap(stat, level, n_resamples, seed, shift)
         undefined = int(np.count_nonzero(~np.isfinite(boot.values)))
         if undefined == boot.values.size:
-            reason = "the statistic is undefined on every resample of documents"
+            reason = f"the statistic is undefined on every resample of {stat.sampled}"
     if reason is not None:
         return Evaluation(
             ci=(math.nan, math.nan), ci_method="none: " + reason, test="none: " + reason, p_value=1.0, p_value_refute=1.0,
@@ -333,10 +351,16 @@ def evaluate_pooled(
     above, below = _one_sided_p_functions(boot, estimate, use_bca)
     p_claim, p_refute = _p_values(above, below, comparison)
     return Evaluation(
-        ci=ci, ci_method=f"{method} bootstrap over {n} documents, {n_resamples} resamples",
-        test=_test_words(comparison, method, n), p_value=float(p_claim), p_value_refute=float(p_refute),
+        ci=ci, ci_method=f"{method} bootstrap over {n} {stat.sampled}{_strata_words(stat)}, {n_resamples} resamples",
+        test=_test_words(comparison, method, n, stat.sampled), p_value=float(p_claim), p_value_refute=float(p_refute),
         note="; ".join(notes) if notes else None, **common,
     )
+
+
+def _strata_words(stat: PooledStatistic) -> str:
+    if stat.strata is None or len(stat.strata) < 2:
+        return ""
+    return f" (stratified: blocks of {', '.join(str(size) for size in stat.strata)} resampled apart)"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from interp_checks.inputs.modular import all_pairs, answers, split_pairs
+
 
 @dataclass(frozen=True)
 class ModularRecipe:
@@ -46,7 +48,7 @@ class ModularRecipe:
     lr: float = 1e-3
     weight_decay: float = 1.0
     betas: tuple[float, float] = (0.9, 0.98)
-    steps: int = 5_000
+    steps: int = 2_000
     log_every: int = 50
     save_every: int = 100
 
@@ -78,25 +80,13 @@ def modular_recipes() -> dict[str, ModularRecipe]:
     """The grokking runs (40% of pairs, three seeds) and their controls (weight decay 0; 60% of pairs)."""
     runs = [ModularRecipe(f"modadd-40-s{seed}", seed=seed) for seed in (0, 1, 2)]
     runs.append(ModularRecipe("modadd-40-wd0-s0", weight_decay=0.0))
-    runs.append(ModularRecipe("modadd-60-s0", train_fraction=0.6, steps=2_000))
+    runs.append(ModularRecipe("modadd-60-s0", train_fraction=0.6, steps=1_000))
     return {recipe.name: recipe for recipe in runs}
 
 
-def all_pairs(p: int) -> np.ndarray:
-    """Every input ``a b =`` as token ids, [p * p, 3], in (a, b) order."""
-    a, b = np.divmod(np.arange(p * p), p)
-    return np.stack([a, b, np.full(p * p, p)], axis=1).astype(np.int64)
-
-
-def split_pairs(recipe: ModularRecipe) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices) into :func:`all_pairs`: a seeded permutation cut at the fraction."""
-    order = np.random.default_rng(recipe.split_seed).permutation(recipe.p * recipe.p)
-    cut = int(round(recipe.train_fraction * order.size))
-    return np.sort(order[:cut]), np.sort(order[cut:])
-
-
-def answers(inputs: np.ndarray, p: int) -> np.ndarray:
-    return (inputs[:, 0] + inputs[:, 1]) % p
+def split_of(recipe: ModularRecipe) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) into ``all_pairs(recipe.p)``: ``inputs.modular.split_pairs``."""
+    return split_pairs(recipe.p, recipe.train_fraction, recipe.split_seed)
 
 
 def train_series(
@@ -119,7 +109,7 @@ def train_series(
     folder.mkdir(parents=True, exist_ok=True)
     inputs = all_pairs(recipe.p)
     targets = answers(inputs, recipe.p)
-    train_idx, test_idx = split_pairs(recipe)
+    train_idx, test_idx = split_of(recipe)
     x_train, y_train = torch.as_tensor(inputs[train_idx]), torch.as_tensor(targets[train_idx])
     x_test, y_test = torch.as_tensor(inputs[test_idx]), torch.as_tensor(targets[test_idx])
 

@@ -11,16 +11,17 @@ import pytest
 import torch
 
 from interp_checks.models.native import load_native
-from interp_checks.zoo.modular import ModularRecipe, all_pairs, answers, modular_recipes, split_pairs, train_series
+from interp_checks.inputs.modular import all_pairs, answers
+from interp_checks.zoo.modular import ModularRecipe, modular_recipes, split_of, train_series
 
 
 def test_the_split_is_seeded_disjoint_and_covers_every_pair():
     recipe = ModularRecipe("t", p=13, train_fraction=0.4, split_seed=3)
-    train, test = split_pairs(recipe)
+    train, test = split_of(recipe)
     assert np.intersect1d(train, test).size == 0 and train.size + test.size == 13 * 13
     assert train.size == round(0.4 * 169)
-    assert np.array_equal(split_pairs(recipe)[0], train)
-    assert not np.array_equal(split_pairs(replace(recipe, split_seed=4))[0], train)
+    assert np.array_equal(split_of(recipe)[0], train)
+    assert not np.array_equal(split_of(replace(recipe, split_seed=4))[0], train)
 
 
 def test_the_recipes_are_the_grokking_runs_and_their_controls():
@@ -40,7 +41,7 @@ def test_a_tiny_run_learns_logs_and_saves_checkpoints_that_reload(tmp_path):
     assert steps == [0, 20, 40, 60]
     assert record["curve"][-1]["train_loss"] < record["curve"][0]["train_loss"]
     bridge = load_native(folder / "step-000060")
-    inputs = torch.as_tensor(all_pairs(13)[split_pairs(recipe)[0]])
+    inputs = torch.as_tensor(all_pairs(13)[split_of(recipe)[0]])
     with torch.no_grad():
         logits = bridge(inputs)[:, -1, :13].float()
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(answers(inputs.numpy(), 13)))
