@@ -43,18 +43,22 @@ DEFAULT_TOLERANCE = 0.01  # largest |logit difference| / largest |source logit| 
 README = "README.md"
 
 
-def read_record(folder: Path, *, allow_incomplete: bool = False) -> dict[str, Any]:
-    """A series' ``series.json``, checked to list checkpoints that exist; an unfinished run
-    (``complete: false``) is refused unless ``allow_incomplete``: its thinning would be premature."""
+def read_record(folder: Path, *, allow_incomplete: bool = False) -> tuple[dict[str, Any], Path | None]:
+    """A series' ``series.json`` (read by the series loader, ``models.series.read_series``) and its
+    tokenizer file, checked to list checkpoints that exist; an unfinished run (``complete: false``)
+    is refused unless ``allow_incomplete``: its thinning would be premature."""
+    from interp_checks.models.series import SeriesError, read_series
+
     path = folder / SERIES_FILE
     if not path.is_file():
         raise SeriesFolderError(f"{path} is missing: SRC must be a series folder written by a series trainer "
                                 "(python -m interp_checks.zoo series NAME, or zoo.modular); a run still going writes it at its first save")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise SeriesFolderError(f"{path} is not valid JSON ({error})") from None
-    checkpoints = record.get("checkpoints") if isinstance(record, dict) else None
+        series = read_series(folder)
+    except SeriesError as error:
+        raise SeriesFolderError(str(error)) from None
+    record = series.record
+    checkpoints = record.get("checkpoints")
     if not isinstance(checkpoints, list) or not checkpoints:
         raise SeriesFolderError(f"{path}: \"checkpoints\" must list the series' checkpoint folders")
     missing = [name for name in checkpoints if not (folder / name / "model.safetensors").is_file()]
@@ -63,7 +67,7 @@ def read_record(folder: Path, *, allow_incomplete: bool = False) -> dict[str, An
     if record.get("complete") is False and not allow_incomplete:
         raise SeriesFolderError(f"{path} says \"complete\": false (the run has not finished); wait for it, "
                                 "or pass --allow-incomplete to thin what is there")
-    return record
+    return record, series.tokenizer
 
 
 def parse_keep(text: str) -> list[int | str]:
@@ -185,12 +189,12 @@ def export_series(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Write the thinned float16 fixture of series ``src`` into ``dst`` and return its ``series.json``."""
-    from interp_checks.models.native import file_inside, load_tokenizer, read_native_config
+    from interp_checks.models.native import load_tokenizer, read_native_config
 
     src, dst = Path(src), Path(dst)
     if not rule.strip():
         raise SeriesFolderError("--rule is required: say how the kept checkpoints were chosen (and that it was before any statistic)")
-    record = read_record(src, allow_incomplete=allow_incomplete)
+    record, tokenizer_file = read_record(src, allow_incomplete=allow_incomplete)
     kept = select(record["checkpoints"], keep)
     if dst.resolve() == src.resolve():
         raise SeriesFolderError(f"DST {dst} is SRC: write the fixture into another folder")
@@ -204,9 +208,8 @@ def export_series(
     dst.mkdir(parents=True, exist_ok=True)
 
     tokenizer = None
-    if record.get("tokenizer"):  # a name inside SRC (file_inside refuses paths out of it)
-        source = file_inside(src, record["tokenizer"], named_by=src / SERIES_FILE, key="tokenizer")
-        shutil.copyfile(source, dst / record["tokenizer"])
+    if tokenizer_file is not None:  # inside SRC: read_series refuses a path out of it
+        shutil.copyfile(tokenizer_file, dst / record["tokenizer"])
         tokenizer = load_tokenizer(dst / record["tokenizer"])
     checks: dict[str, dict[str, float]] = {}
     for name in kept:
