@@ -386,6 +386,7 @@ def register(check: Check) -> Check:
 def _load_builtin_checks() -> None:
     from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, features, heads, neurons, patching  # noqa: F401  (registers their checks)
     from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
+    from interp_checks.checks import superposition  # noqa: F401  (registers superposition, a toy model's reading)
 
 
 def get_check(name: str) -> Check:

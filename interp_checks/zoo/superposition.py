@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+from interp_checks.inputs.sparse_features import DEFAULT_SPARSITY
 
 AXIS = "dataset size T"
 PREFIX = "T"
@@ -47,7 +47,7 @@ class SuperpositionRecipe:
     name: str = "tms-dd"
     n_features: int = 1_000
     d_hidden: int = 2
-    sparsity: float = 0.99
+    sparsity: float = DEFAULT_SPARSITY
     steps: int = 3_000
     lr: float = 1e-3
     warmup_fraction: float = 0.05
