@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from interp_checks.inputs.sparse_features import DEFAULT_SPARSITY
 
 AXIS = "dataset size T"
@@ -163,9 +165,70 @@ def _record(recipe: SuperpositionRecipe, data_seed: int, curve: list[dict[str, A
         "wall_time_s": round(time.perf_counter() - start, 1),
         "threads": threads,
         "torch": torch.__version__,
-        "retrain": f"python -m interp_checks.zoo.superposition --out DIR --seeds {data_seed}",
+        "retrain": f"python -m interp_checks.zoo.superposition --out fixtures/series --seeds {data_seed}",
         "complete": complete,
     }
+
+
+def readings(folder: str | Path, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Every checkpoint of a series folder read by ``check: superposition`` (through the normal model
+    loading), with a 90% BCa bootstrap interval of the mean test loss over the test points."""
+    from scipy import stats
+
+    from interp_checks.checks.base import MODEL, ModelShape, get_check
+    from interp_checks.checks.superposition import params_from_meta
+    from interp_checks.models.load import load_model
+    from interp_checks.models.spec import parse_model_spec
+    from interp_checks.runner import read_weights
+
+    folder = Path(folder)
+    record = json.loads((folder / "series.json").read_text(encoding="utf-8"))
+    check, rows = get_check("superposition"), []
+    for name in record["checkpoints"]:
+        loaded = load_model(parse_model_spec(f"native:{folder / name}"))
+        params = dict(params_from_meta(loaded.meta), test_points=record["recipe"]["test_points"], seed=seed)
+        prepared = check.prepare(params, {MODEL: ModelShape(loaded.n_layers, loaded.n_heads, loaded.d_vocab, loaded.n_ctx, None)}, {})
+        values = check.measure(prepared, {MODEL: read_weights(loaded.bridge, {"W", "b"})}, {})
+        losses, dims = values.pop("test_loss"), values.pop("datapoint_dimensionality")
+        interval = stats.bootstrap((losses,), np.mean, confidence_level=0.9, n_resamples=9_999, rng=np.random.default_rng(0)).confidence_interval
+        rows.append({"T": loaded.meta["dataset_size"], "train_loss": loaded.meta["train_loss"], "test_loss": float(losses.mean()),
+                     "test_loss_90": (float(interval.low), float(interval.high)), "datapoint_dimensionality_sum": float(dims.sum()),
+                     "max_datapoint_dimensionality": float(dims.max()), **values})
+    return rows
+
+
+def card(folder: str | Path) -> str:
+    """README.md of one series folder: what was trained, how long it took, and its readings per T."""
+    folder = Path(folder)
+    record = json.loads((folder / "series.json").read_text(encoding="utf-8"))
+    recipe = record["recipe"]
+    lines = [
+        f"# {folder.name}: double descent in a toy model of superposition, over dataset size T (data seed {record['data_seed']})",
+        "",
+        f"Written by `{record['retrain']}` ({record['wall_time_s']} s wall on {record['threads']} thread, torch {record['torch']}; "
+        "the README by `python -m interp_checks.zoo.superposition --card --out fixtures/series`). One checkpoint per T: the final weights of a "
+        f"full-batch run on T points. Setting: x' = ReLU(W^T W x + b), n = {recipe['n_features']} features, m = {recipe['d_hidden']}, "
+        f"sparsity {recipe['sparsity']}, {recipe['steps']} AdamW steps (lr {recipe['lr']}, {recipe['warmup_fraction']:.0%} warmup then cosine, "
+        f"weight decay {recipe['weight_decay']}). Henighan et al. 2023 use n = 10,000, sparsity 0.999, 50,000 steps; see the module docstring "
+        "of `interp_checks.zoo.superposition`.",
+        "",
+        f"Loss: {record['loss']} (predicting zero costs 1). Test loss: mean over {recipe['test_points']} fresh points (seed "
+        f"{recipe['test_seed']}, the same for every T and seed) with a 90% BCa bootstrap interval over the points. Seeds: {record['seed_scheme']}.",
+        "",
+        "Columns: feature dim = D_j = ||W_j||^4 / sum_k (W_j . W_k)^2 (n x mean, and the max); stored = features with ||W_j|| > 0.5; "
+        "data-point dim = the same of h_i = W x_i over the T training points (their sum = T x mean, and the max). Both sums are at most m = 2.",
+        "",
+        "| T | train loss | test loss [90% CI] | norm of W | stored | n x mean feature dim | max feature dim | T x mean data-point dim | max data-point dim |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in readings(folder, seed=recipe["test_seed"]):
+        low, high = row["test_loss_90"]
+        lines.append(
+            f"| {row['T']} | {row['train_loss']:.4f} | {row['test_loss']:.4f} [{low:.4f}, {high:.4f}] | {row['weight_norm']:.2f} | "
+            f"{row['features_stored']:.0f} | {row['feature_dimensionality'] * recipe['n_features']:.2f} | {row['max_feature_dimensionality']:.3f} | "
+            f"{row['datapoint_dimensionality_sum']:.2f} | {row['max_datapoint_dimensionality']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=None, help="dataset sizes T (default: the recipe's grid)")
     parser.add_argument("--steps", type=int, default=None, help="AdamW steps per run (default 3000)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--card", action="store_true", help="only rewrite README.md of each series folder in --out from its checkpoints")
     args = parser.parse_args(argv)
+    if args.card:
+        for folder in sorted(args.out.glob(f"{SuperpositionRecipe().name}-s*")):
+            (folder / "README.md").write_text(card(folder), encoding="utf-8")
+            print(f"wrote {folder / 'README.md'}", flush=True)
+        return 0
     recipe = SuperpositionRecipe()
     changes = {"data_seeds": tuple(args.seeds) if args.seeds else None, "dataset_sizes": tuple(args.sizes) if args.sizes else None,
                "steps": args.steps}

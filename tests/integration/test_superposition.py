@@ -20,7 +20,7 @@ from interp_checks.models.native import CONFIG_FILE
 from interp_checks.models.spec import ModelSpecError, parse_model_spec
 from interp_checks.models.toy import ToyConfig, random_toy, save_toy
 from interp_checks.runner import read_weights
-from interp_checks.zoo.superposition import SuperpositionRecipe, checkpoint_name, sweep
+from interp_checks.zoo.superposition import SuperpositionRecipe, card, checkpoint_name, sweep
 
 TOY_SHAPE = ModelShape(0, 0, 0, 0, None)
 
@@ -83,7 +83,7 @@ def test_a_bad_toy_config_names_the_file_and_the_fix(tmp_path, architecture, say
 
 def test_a_pentagon_gives_each_feature_two_fifths_of_a_dimension():
     values = reading({"W": polygon(5), "b": torch.zeros(5)})
-    assert values["feature_dimensionality"] == pytest.approx(2 / 5)
+    assert values["feature_dimensionality"] == pytest.approx(2 / 5) and values["max_feature_dimensionality"] == pytest.approx(2 / 5)
     assert values["features_stored"] == 5 and values["weight_norm"] == pytest.approx(math.sqrt(5))
     assert np.allclose(dimensionalities(polygon(5).T.numpy()), 2 / 5)
 
@@ -94,12 +94,13 @@ def test_an_antipodal_pair_gives_each_half_and_ignored_features_none():
     assert np.allclose(dimensionalities(W.T.numpy()), [0.5, 0.5, 0, 0, 0, 0])
     values = reading({"W": W, "b": torch.zeros(6)})
     assert values["feature_dimensionality"] == pytest.approx(1 / 6) and values["features_stored"] == 2
+    assert values["max_feature_dimensionality"] == pytest.approx(1 / 2)
 
 
 def test_orthogonal_features_of_unequal_length_each_get_a_whole_dimension():
     W = torch.tensor([[3.0, 0.0, 0.0], [0.0, 0.4, 0.0]], dtype=torch.float64)
     values = reading({"W": W, "b": torch.zeros(3)})
-    assert values["feature_dimensionality"] == pytest.approx(2 / 3)
+    assert values["feature_dimensionality"] == pytest.approx(2 / 3) and values["max_feature_dimensionality"] == pytest.approx(1)
     assert values["features_stored"] == 1  # 0.4 is below the stored-norm bar of 0.5
 
 
@@ -169,3 +170,5 @@ def test_a_tiny_sweep_writes_a_series_whose_checkpoints_reproduce_its_losses(tmp
     with torch.no_grad():
         untrained = float(((random_toy(ToyConfig(20, 2), seed=1)(x) - x) ** 2).sum(-1).mean())
     assert record["curve"][0]["train_loss"] < untrained - 0.1  # it trained, from the init of its data seed
+    table = [line for line in card(folder).splitlines() if line.startswith("| 3 |") or line.startswith("| 8 |")]
+    assert len(table) == 2 and f"{record['curve'][1]['test_loss']:.4f} [" in table[1]
