@@ -34,8 +34,10 @@ as it shrinks, rather than 0/0 (a feature the model ignores claims no dimension)
 dimensionalities sum to at most d_hidden over their vectors.
 
 A standalone claim (not a series reading) is accepted, but the engine's weight path judges a weight
-statistic against random-weights draws and has no bootstrap over per-sample arrays: use it through a
-series claim. Its null is a random-weights toy of the same shape (``models.toy.random_toy``, the
+statistic as z against the random-weights draws (``stats.evaluate_against_draws``: ``weight_norm:
+">= 5"`` means z >= 5, not a norm of 5) and has no bootstrap over per-sample arrays (a standalone
+``test_loss`` claim is judged on a z of all its points at once, which means little): use the check
+through a series claim. Its null is a random-weights toy of the same shape (``models.toy.random_toy``, the
 training recipe's init): ``measure_null`` returns the claim's first statistic on those weights.
 """
 
@@ -105,7 +107,7 @@ class SuperpositionCheck:
     name: ClassVar[str] = "superposition"
     description: ClassVar[str] = (
         "toy model of superposition (W, b): test loss per fresh point, data-point dimensionality per training point, "
-        "weight norm, feature dimensionality, features stored; a per-checkpoint reading of series claims"
+        "weight norm, feature dimensionality (mean and max), features stored; a per-checkpoint reading of series claims"
     )
     statistics: ClassVar[tuple[str, ...]] = PER_SAMPLE + SINGLE
     params: ClassVar[tuple[str, ...]] = ("sparsity", "test_points", "seed", "dataset_size", "data_seed")
