@@ -137,8 +137,12 @@ def load_random_twin(loaded: LoadedModel, *, seed: int = 0) -> LoadedModel:
     weights"), deterministic for a given ``seed``, sharing ``loaded``'s tokenizer."""
     import torch
 
+    from interp_checks.models import toy
+
     source = loaded.architecture.get("source")
-    if source == "native":
+    if source == "native" and toy.is_toy(loaded.architecture["config"]):
+        bridge = toy.random_toy(toy.toy_config(loaded.architecture["config"], loaded.spec.describe()), seed=seed, device=loaded.device)
+    elif source == "native":
         from interp_checks.models import native
 
         bridge = native.boot_random(
@@ -210,7 +214,7 @@ def _special_token_ids(tokenizer: Any, architecture: dict[str, Any], d_vocab: in
 
 
 def _load_native(spec: ModelSpec, device: str, tokenizer: Any = None) -> LoadedModel:
-    from interp_checks.models import native
+    from interp_checks.models import native, toy
 
     folder = spec.path
     if spec.kind == "zoo" and not (folder / native.CONFIG_FILE).is_file():
@@ -220,11 +224,21 @@ def _load_native(spec: ModelSpec, device: str, tokenizer: Any = None) -> LoadedM
         )
     try:
         config = native.read_native_config(folder)
+        if toy.is_toy(config["architecture"]):
+            return _loaded_toy(spec, toy.load_toy(folder, config["architecture"], device=device), config, device)
         bridge = native.load_native(folder, device=device, tokenizer=tokenizer)
-    except native.NativeFormatError as error:
+    except (native.NativeFormatError, toy.ToyConfigError) as error:
         raise ModelSpecError(f"{spec.describe()}: {error}") from error
     architecture = {"source": "native", "config": dict(config["architecture"])}
     loaded = _describe(bridge.eval(), spec, bridge.tokenizer, architecture, device)
+    loaded.meta = dict(config.get("meta") or {})
+    return loaded
+
+
+def _loaded_toy(spec: ModelSpec, model: Any, config: dict[str, Any], device: str) -> LoadedModel:
+    """A toy of superposition (``models.toy``) as a LoadedModel: no tokenizer, no vocabulary."""
+    architecture = {"source": "native", "config": dict(config["architecture"])}
+    loaded = _describe(model, spec, None, architecture, device)
     loaded.meta = dict(config.get("meta") or {})
     return loaded
 

@@ -139,14 +139,14 @@ def save_native(
         source = Path(tokenizer_json)
         if source.resolve() != (folder / tokenizer_name).resolve():
             (folder / tokenizer_name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
-    config = {
-        "format": FORMAT,
-        "architecture": architecture_of(bridge),
-        "tokenizer": tokenizer_name,
-        "meta": meta or {},
-    }
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_config(folder, architecture_of(bridge), tokenizer_name, meta)
     return folder
+
+
+def write_config(folder: Path, architecture: dict[str, Any], tokenizer_name: str | None, meta: dict[str, Any] | None) -> None:
+    """Write ``folder/config.json``: the one writer of the format's config, for bridges and toys alike."""
+    config = {"format": FORMAT, "architecture": architecture, "tokenizer": tokenizer_name, "meta": meta or {}}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_native_config(folder: str | Path) -> dict[str, Any]:
