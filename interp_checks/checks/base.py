@@ -447,11 +447,8 @@ def register(check: Check) -> Check:
 def _load_builtin_checks() -> None:
     from interp_checks.checks import ablation, compare, composition, composition_activations, faithfulness, features, heads, neurons, patching  # noqa: F401  (registers their checks)
     from interp_checks.checks import solu_structure, universal  # noqa: F401  (registers ln_smuggling, neuron_family, feature_splitting; neuron_universal)
-<<<<<<< HEAD
     from interp_checks.checks import dynamics, loss, modular  # noqa: F401  (registers loss; grokking, phase_change, double_descent, logit_pca, coincide; modular_progress)
-=======
     from interp_checks.checks import superposition  # noqa: F401  (registers superposition, a toy model's reading)
->>>>>>> wt-tms
 
 
 def get_check(name: str) -> Check:
