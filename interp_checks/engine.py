@@ -355,7 +355,7 @@ class Engine:
             )))
             return []
         try:
-            return plan_readings(prepared, _shape_of(subject), spec.base_dir)
+            return plan_readings(prepared, _shape_of(subject), spec.base_dir, spec.seed)
         except CheckError as error:
             problems.append(Problem(Tier.KEYS, str(error)))
             return []

@@ -43,13 +43,17 @@ class ReadingPlan:
     statistic: str  # the reading check's statistic read (as its ``prepared.statistics`` names it)
 
 
-def plan_readings(prepared: Prepared, shape: ModelShape, base_dir: Any) -> list[ReadingPlan]:
-    """Prepare each reading's check against the series' model. Raises CheckError naming the reading."""
+def plan_readings(prepared: Prepared, shape: ModelShape, base_dir: Any, seed: int = 0) -> list[ReadingPlan]:
+    """Prepare each reading's check against the series' model (its inputs seeded by the reading's own
+    ``seed`` or else the claim's, ``seed``). Raises CheckError naming the reading."""
+    from dataclasses import replace
+
     from interp_checks.claims.expect import parse_expectation
     from interp_checks.engine import _resolve_input_paths
 
     plans = []
     for reading in prepared.readings:
+        reading = reading if reading.seed is not None else replace(reading, seed=seed)
         where = f"reading {reading.name!r} ({reading.check})"
         try:
             check = get_check(reading.check)
@@ -83,7 +87,8 @@ def plan_readings(prepared: Prepared, shape: ModelShape, base_dir: Any) -> list[
                 inputs = normalise_input_spec(_resolve_input_paths(given, base_dir))
             except InputSpecError as error:
                 raise CheckError(f"{where}: {error}") from None
-        key = input_key(inputs, reading.seed) if inputs else f"weights:{reading.name}"
+        # Weight readings of one check with the same keys read the same samples (a toy's test points).
+        key = input_key(inputs, reading.seed) if inputs else f"weights:{check.name}:{sorted(reading.params.items())!r}"
         plans.append(ReadingPlan(reading, check, inner, inputs, key, named[0]))
     return plans
 
@@ -187,7 +192,7 @@ def _read(engine: Any, model: Any, group: list[tuple[Any, ReadingPlan]], batch: 
         for claim, plan in group:
             weights = read_weights(model.bridge, plan.prepared.needs[MODEL].weights)
             value = _guarded(claim, f"reading {plan.reading.name}", lambda: plan.check.measure(plan.prepared, {MODEL: weights}, {}))
-            out.append(None if value is None else np.asarray(value[plan.statistic], dtype=float).reshape(1, -1))
+            out.append(None if value is None else _weight_samples(value[plan.statistic]))
         return out
     needs = _merge([plan.prepared.needs.get(MODEL, Needs(frozenset())) for _, plan in group])
     weights = read_weights(model.bridge, needs.weights)
@@ -216,6 +221,13 @@ def _read(engine: Any, model: Any, group: list[tuple[Any, ReadingPlan]], batch: 
             values = cluster_means(values, batch.sources)[0]
         out.append(values)
     return out
+
+
+def _weight_samples(value: Any) -> np.ndarray:
+    """A weights check's reading as [samples, 1]: one value (a statistic of the weights alone: one
+    fixed sample) or one per evaluation sample the check made itself (a toy model's test points)."""
+    array = np.asarray(value, dtype=float).reshape(-1)
+    return array.reshape(-1, 1)
 
 
 def _curves(run: Any, collected: _ClaimRuns) -> SeriesCurves:

@@ -165,7 +165,7 @@ class SeriesReading:
     statistic: str
     params: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, Any] | None = None  # None: the reading check's default inputs
-    seed: int = 0
+    seed: int | None = None  # the inputs' seed; None: the claim's ``seed:``
 
     def describe(self) -> str:
         keys = ", ".join(f"{k}: {v}" for k, v in self.params.items())

@@ -108,8 +108,8 @@ def _reading(raw: Any, name: str, *, default_check: str | None = None, default_s
     statistic = raw.get("statistic", default_statistic)
     if not isinstance(check, str) or not isinstance(statistic, str):
         raise CheckError(f"{name}: needs check: (a per-checkpoint check, e.g. loss or induction_head) and statistic: (one of its statistics)")
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    seed = raw.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise CheckError(f"{name}.seed must be a non-negative integer, got {seed!r}")
     inputs = raw.get("inputs")
     if inputs is not None and not isinstance(inputs, Mapping):
@@ -143,7 +143,8 @@ def sample_blocks(curves: SeriesCurves, reductions: Mapping[str, str]) -> list[S
         values = curves.values[name]  # [S, n, k]
         values = values.reshape(values.shape[0], values.shape[1], -1)
         per_sample = np.transpose(values, (1, 0, 2))  # [n, S, k]
-        contributions, shapes = blocks.setdefault(curves.sample_keys[name], ({}, {}))
+        # the same samples: the same inputs (key), and as many (a weights check's fixed statistic is one sample)
+        contributions, shapes = blocks.setdefault(f"{curves.sample_keys[name]}/{values.shape[1]}", ({}, {}))
         if how == "gram":
             contributions[name] = gram_contributions(np.nan_to_num(per_sample))
             shapes[name] = (values.shape[0], values.shape[0])
@@ -196,6 +197,11 @@ def _curve_figure(title: str, curves: SeriesCurves, lines: list[tuple[str, np.nd
     return Figure("line", f"{title} ({curves.run})", rounded(data), caption + note, "")
 
 
+def _unit(unit: str | None, axis: str) -> str | None:
+    """A located position is in the series' axis units ("step", "dataset size T")."""
+    return axis if unit == "step" else unit
+
+
 class _SeriesCheck:
     """What every series check shares: ``reads_series``, thinning keys, judging per run."""
 
@@ -228,7 +234,7 @@ class _SeriesCheck:
         spacing = np.diff(curves.positions)
         note = f"{len(curves.positions)} checkpoints, {curves.axis} {curves.positions[0]:g}..{curves.positions[-1]:g} (spacing {spacing.min():g}-{spacing.max():g}; a located {curves.axis} is interpolated between checkpoints)"
         return {
-            stat: curve_statistic(blocks, function, estimand=f"{estimand}; {note}", unit=self.units.get(stat), nulls=nulls)
+            stat: curve_statistic(blocks, function, estimand=f"{estimand}; {note}", unit=_unit(self.units.get(stat), curves.axis), nulls=nulls)
             for stat, (function, estimand, nulls) in functions.items()
             if stat in prepared.statistics
         }
