@@ -242,6 +242,14 @@ class _SeriesCheck:
     def null_description(self, prepared: Prepared) -> str:
         return "no change over training (the null values named in each estimate's notes)"
 
+    def located(self, prepared: Prepared, curves: SeriesCurves, stats: Mapping[str, Any], name: str) -> Any:
+        """The statistic ``name`` (a located position) for a picture's marker: the judged one, or
+        built from the curves when the claim does not judge it."""
+        if name in stats:
+            return stats[name]
+        reductions, functions = self.functions(prepared, curves)
+        return curve_statistic(sample_blocks(curves, reductions), functions[name][0], estimand=name)
+
 
 # -- grokking --------------------------------------------------------------------------------------
 
@@ -369,10 +377,7 @@ class PhaseChange(_SeriesCheck):
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
         stats = self.statistics_of(prepared, curves)
-        _, functions = self.functions(prepared, curves)
-        midpoint = stats.get("midpoint") or curve_statistic(
-            sample_blocks(curves, {"reading": "mean"}), functions["midpoint"][0], estimand="midpoint"
-        )
+        midpoint = self.located(prepared, curves, stats, "midpoint")
         reading = prepared.readings[0]
         figure = _curve_figure(
             f"{reading.describe()}", curves, [(reading.statistic, _point_curve(curves, "reading", prepared.state["members"]))],
@@ -411,8 +416,7 @@ class DoubleDescent(_SeriesCheck):
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
         stats = self.statistics_of(prepared, curves)
-        _, functions = self.functions(prepared, curves)
-        peak = stats.get("peak") or curve_statistic(sample_blocks(curves, {"reading": "mean"}), functions["peak"][0], estimand="peak")
+        peak = self.located(prepared, curves, stats, "peak")
         reading = prepared.readings[0]
         figure = _curve_figure(
             reading.describe(), curves, [(reading.statistic, _point_curve(curves, "reading"))], ("peak", float(peak.observed()), peak),
@@ -495,8 +499,7 @@ class LogitPCA(_SeriesCheck):
             "each point is a checkpoint's per-token losses projected on the top two principal components (classical MDS), in training order",
             self.name,
         )
-        _, functions = self.functions(prepared, curves)
-        kink = stats.get("kink_at") or curve_statistic(sample_blocks(curves, {"losses": "gram"}), functions["kink_at"][0], estimand="kink")
+        kink = self.located(prepared, curves, stats, "kink_at")
         turning = _curve_figure(
             "turning angle", replace(curves, positions=curves.positions[1:-1]), [("angle (degrees)", angles)],
             ("sharpest turn", float(kink.observed()), kink), "degrees",
@@ -543,15 +546,20 @@ class Coincide(_SeriesCheck):
         stats = [s for s in self.statistics if s in expect]
         return self._prepared(params, readings, stats, {"events": events}, notes)
 
-    def _event(self, prepared: Prepared, key: str, curves: SeriesCurves) -> tuple[dict[str, str], CurveFunction]:
-        check, inner, statistic = prepared.state["events"][key]
+    @staticmethod
+    def _own_curves(curves: SeriesCurves, key: str) -> SeriesCurves:
+        """One event's readings, under the names its own check gave them (without ``first.``)."""
         prefix = f"{key}."
-        own = replace(
+        return replace(
             curves,
             values={n[len(prefix):]: v for n, v in curves.values.items() if n.startswith(prefix)},
             sample_keys={n[len(prefix):]: v for n, v in curves.sample_keys.items() if n.startswith(prefix)},
         )
-        reductions, functions = check.functions(inner, own)
+
+    def _event(self, prepared: Prepared, key: str, curves: SeriesCurves) -> tuple[dict[str, str], CurveFunction]:
+        check, inner, statistic = prepared.state["events"][key]
+        prefix = f"{key}."
+        reductions, functions = check.functions(inner, self._own_curves(curves, key))
         function = functions[statistic][0]
         return {prefix + n: how for n, how in reductions.items()}, lambda r: function({n[len(prefix):]: v for n, v in r.items() if n.startswith(prefix)})
 
@@ -569,13 +577,7 @@ class Coincide(_SeriesCheck):
         figures = []
         for key in ("first", "second"):
             check, inner, _ = prepared.state["events"][key]
-            prefix = f"{key}."
-            own = replace(
-                curves,
-                values={n[len(prefix):]: v for n, v in curves.values.items() if n.startswith(prefix)},
-                sample_keys={n[len(prefix):]: v for n, v in curves.sample_keys.items() if n.startswith(prefix)},
-            )
-            for figure in check.conclude(inner, own).figures:
+            for figure in check.conclude(inner, self._own_curves(curves, key)).figures:
                 figures.append(replace(figure, title=f"{key} event: {figure.title}", source=self.name))
         return CorpusMeasurement(stats, figures, list(curves.notes))
 

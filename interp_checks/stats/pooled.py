@@ -216,7 +216,12 @@ def _cluster_bootstrap(stat: PooledStatistic, level: float, n_resamples: int, se
     return _Bootstrap(values, bca, _jackknife_values(stat) + shift)
 
 
-def _one_sided_p_functions(boot: _Bootstrap, estimate: float, use_bca: bool) -> tuple[Callable[[float], float], Callable[[float], float]]:
+# A bootstrap over at least this many units whose every resample gives the same value (a located step
+# that no resample of 4,096 test points moves off its checkpoint) is a point mass: its p beyond t is 0.
+POINT_MASS_MIN_UNITS = 20
+
+
+def _one_sided_p_functions(boot: _Bootstrap, estimate: float, use_bca: bool, n_units: int = 0) -> tuple[Callable[[float], float], Callable[[float], float]]:
     """(p for "statistic > t", p for "statistic < t") as functions of t, by inverting the interval."""
     values = boot.values[np.isfinite(boot.values)]
     size = values.size
@@ -230,9 +235,14 @@ def _one_sided_p_functions(boot: _Bootstrap, estimate: float, use_bca: bool) -> 
         then the normal tail of the bootstrap distribution at t (its standard deviation as the
         standard error), capped at that resolution. Without it every claim decided by a bootstrap
         would have p >= 1 / (B + 1), which no family of more than (B + 1) * alpha claims survives
-        under Holm (0.0005 at B = 1,999: over 100 claims)."""
-        if spread == 0.0 or not math.isfinite(estimate):
+        under Holm (0.0005 at B = 1,999: over 100 claims). With no spread at all the normal tail is
+        0: so it is taken when the bootstrap had at least POINT_MASS_MIN_UNITS units to resample
+        (a statistic that resampling cannot move), and the resolution floor below that (two
+        identical documents are no evidence)."""
+        if not math.isfinite(estimate):
             return share(0)
+        if spread == 0.0:
+            return 0.0 if n_units >= POINT_MASS_MIN_UNITS and estimate != t else share(0)
         return min(share(0), float(stats.norm.sf(abs(estimate - t) / spread)))
 
     if use_bca:
@@ -348,7 +358,7 @@ def evaluate_pooled(
         ci, method = (float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))), "percentile"
         why = f"{undefined} of {n_resamples} resamples had no defined value and were left out" if undefined else "its acceleration or bias correction is undefined (degenerate bootstrap or jackknife)"
         notes.append(f"BCa undefined ({why}): percentile interval and percentile p-values instead")
-    above, below = _one_sided_p_functions(boot, estimate, use_bca)
+    above, below = _one_sided_p_functions(boot, estimate, use_bca, n)
     p_claim, p_refute = _p_values(above, below, comparison)
     return Evaluation(
         ci=ci, ci_method=f"{method} bootstrap over {n} {stat.sampled}{_strata_words(stat)}, {n_resamples} resamples",

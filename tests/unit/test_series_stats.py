@@ -125,3 +125,16 @@ def test_a_curve_that_never_reaches_the_level_gives_no_inference_not_a_verdict()
     stat = curve_statistic([flat], _crossing, estimand="crossing")
     evaluation = evaluate_pooled(stat, Comparison("<=", 300.0), statistic="step", n_resamples=99)
     assert evaluation.p_value == 1.0 and evaluation.p_value_refute == 1.0
+
+
+def test_a_point_mass_bootstrap_decides_with_enough_samples_but_not_with_two():
+    """A located position that no resample moves (every sample's curve crosses between the same two
+    checkpoints at the same place) is determined: p 0 beyond it with 40 samples; with 2 samples the
+    resolution floor stays (two identical samples are no evidence)."""
+    def block(n: int) -> SampleBlock:
+        return SampleBlock({"curve": np.tile(STEPS / STEPS[-1], (n, 1))}, {"curve": (STEPS.size,)})
+
+    many = evaluate_pooled(curve_statistic([block(40)], _crossing, estimand="x"), Comparison("<=", 300.0), statistic="s", n_resamples=199)
+    assert many.estimate == pytest.approx(250.0) and many.p_value == 0.0 and many.p_value_refute > 0.5
+    two = evaluate_pooled(curve_statistic([block(2)], _crossing, estimand="x"), Comparison("<=", 300.0), statistic="s", n_resamples=199)
+    assert two.p_value == pytest.approx(1 / 200)
