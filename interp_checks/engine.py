@@ -729,7 +729,7 @@ class Engine:
             notes=list(claim.prepared.notes) + claim.figure_notes, figures=list(claim.figures),
         )
 
-    def _evaluate_corpus_claim(self, claim: PreparedClaim) -> ClaimResult:
+    def _evaluate_pooled_claim(self, claim: PreparedClaim) -> ClaimResult:
         """Each statistic of each corpus (``stat[corpus]`` when the claim names several, so a claim
         that holds on one corpus and fails on another says so), pooled over tokens and resampled by
         document (``stats.evaluate_pooled``), or by the evaluator the check names for it
@@ -777,7 +777,7 @@ class Engine:
         if claim.prepared.sampling == "weights":
             return self._evaluate_weight_claim(claim)
         if claim.prepared.sampling in ("corpus", "series"):
-            return self._evaluate_corpus_claim(claim)
+            return self._evaluate_pooled_claim(claim)
         start = time.perf_counter()
         spec = claim.spec
         results = []

@@ -128,7 +128,7 @@ def run_series_claims(engine: Any, claims: list[Any]) -> None:
         vocab = Vocabulary(loaded.d_vocab, loaded.n_ctx, loaded.bos_token_id, frozenset(loaded.special_token_ids), loaded.tokenizer)
         batches: dict[str, InputBatch] = {}
         for claim in members:
-            for plan in getattr(claim, "series_plans", []):
+            for plan in claim.series_plans:
                 if plan.inputs and plan.key not in batches and claim.error is None:
                     batch = _guarded(claim, "generating a reading's inputs", lambda: generate(plan.inputs, vocab, plan.reading.seed, max_tokens=engine.settings.max_input_tokens))
                     if batch is not None:
@@ -162,8 +162,8 @@ def _walk(engine: Any, run: Any, claims: list[Any], collected: Mapping[int, _Cla
 
     from interp_checks.models.series import CheckpointWalker
 
-    wanted = sorted({p for claim in claims for p in collected[id(claim)].kept[run.label]})
-    walk = replace(run, checkpoints=tuple(c for c in run.checkpoints if c.position in set(wanted)))
+    wanted = {p for claim in claims for p in collected[id(claim)].kept[run.label]}
+    walk = replace(run, checkpoints=tuple(c for c in run.checkpoints if c.position in wanted))
     for checkpoint, model in CheckpointWalker(walk, engine.settings.device):
         readers = [(claim, plan) for claim in claims for plan in collected[id(claim)].plans
                    if checkpoint.position in collected[id(claim)].kept[run.label] and claim.error is None]
@@ -187,7 +187,7 @@ def _read(engine: Any, model: Any, group: list[tuple[Any, ReadingPlan]], batch: 
     from interp_checks.runner import read_weights
     from interp_checks.stats import cluster_means
 
-    if batch is None:  # statistics of the weights alone: one sample, not resampled
+    if batch is None:  # statistics of the weights: one fixed value, or the check's own samples (_weight_samples)
         out = []
         for claim, plan in group:
             weights = read_weights(model.bridge, plan.prepared.needs[MODEL].weights)

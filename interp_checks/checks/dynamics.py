@@ -228,27 +228,42 @@ class _SeriesCheck:
     def functions(self, prepared: Prepared, curves: SeriesCurves) -> tuple[dict[str, str], dict[str, tuple[CurveFunction, str, dict[str, float]]]]:
         raise NotImplementedError
 
-    def statistics_of(self, prepared: Prepared, curves: SeriesCurves) -> dict[str, Any]:
+    def statistics_of(self, prepared: Prepared, curves: SeriesCurves) -> tuple[dict[str, Any], list[SampleBlock], dict[str, Any]]:
+        """The judged statistics of one run, and the sample blocks and curve functions they were
+        built from (a picture's marker and trajectory reuse them: ``located``)."""
         reductions, functions = self.functions(prepared, curves)
         blocks = sample_blocks(curves, reductions)
         spacing = np.diff(curves.positions)
         note = f"{len(curves.positions)} checkpoints, {curves.axis} {curves.positions[0]:g}..{curves.positions[-1]:g} (spacing {spacing.min():g}-{spacing.max():g}; a located {curves.axis} is interpolated between checkpoints)"
-        return {
+        stats = {
             stat: curve_statistic(blocks, function, estimand=f"{estimand}; {note}", unit=_unit(self.units.get(stat), curves.axis), nulls=nulls)
             for stat, (function, estimand, nulls) in functions.items()
             if stat in prepared.statistics
         }
+        return stats, blocks, functions
 
     def null_description(self, prepared: Prepared) -> str:
         return "no change over training (the null values named in each estimate's notes)"
 
-    def located(self, prepared: Prepared, curves: SeriesCurves, stats: Mapping[str, Any], name: str) -> Any:
+    @staticmethod
+    def located(measured: tuple[dict[str, Any], list[SampleBlock], dict[str, Any]], name: str) -> Any:
         """The statistic ``name`` (a located position) for a picture's marker: the judged one, or
-        built from the curves when the claim does not judge it."""
-        if name in stats:
-            return stats[name]
-        reductions, functions = self.functions(prepared, curves)
-        return curve_statistic(sample_blocks(curves, reductions), functions[name][0], estimand=name)
+        built from the same blocks when the claim does not judge it (``statistics_of``'s result)."""
+        stats, blocks, functions = measured
+        return stats[name] if name in stats else curve_statistic(blocks, functions[name][0], estimand=name)
+
+    def one_reading_conclusion(self, prepared: Prepared, curves: SeriesCurves, marker: str, members: str = "mean") -> CorpusMeasurement:
+        """The statistics of a check that reads one curve (``reading``), and that curve with the
+        position ``marker`` located on it."""
+        measured = self.statistics_of(prepared, curves)
+        position = self.located(measured, marker)
+        reading = prepared.readings[0]
+        figure = _curve_figure(
+            reading.describe(), curves, [(reading.statistic, _point_curve(curves, "reading", members))],
+            (marker, float(position.observed()), position), reading.statistic,
+            "mean over the evaluation samples at each checkpoint" + (" (largest member)" if members == "max" else ""),
+        )
+        return CorpusMeasurement(measured[0], [replace(figure, source=self.name)], list(curves.notes))  # type: ignore[attr-defined]
 
 
 # -- grokking --------------------------------------------------------------------------------------
@@ -317,7 +332,7 @@ class Grokking(_SeriesCheck):
         return {"train": "mean", "test": "mean"}, functions
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
-        stats = self.statistics_of(prepared, curves)
+        stats, _, _ = self.statistics_of(prepared, curves)
         metric, level = prepared.state["metric"], prepared.state["level"]
         located = stats.get("test_step")
         marker_value = float(located.observed()) if located is not None else math.nan
@@ -376,15 +391,7 @@ class PhaseChange(_SeriesCheck):
         return {"reading": "mean"}, functions
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
-        stats = self.statistics_of(prepared, curves)
-        midpoint = self.located(prepared, curves, stats, "midpoint")
-        reading = prepared.readings[0]
-        figure = _curve_figure(
-            f"{reading.describe()}", curves, [(reading.statistic, _point_curve(curves, "reading", prepared.state["members"]))],
-            ("midpoint", float(midpoint.observed()), midpoint), reading.statistic,
-            "mean over the evaluation samples at each checkpoint" + (" (largest member)" if prepared.state["members"] == "max" else ""),
-        )
-        return CorpusMeasurement(stats, [replace(figure, source=self.name)], list(curves.notes))
+        return self.one_reading_conclusion(prepared, curves, "midpoint", prepared.state["members"])
 
 
 # -- double descent ---------------------------------------------------------------------------------
@@ -415,14 +422,7 @@ class DoubleDescent(_SeriesCheck):
         }
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
-        stats = self.statistics_of(prepared, curves)
-        peak = self.located(prepared, curves, stats, "peak")
-        reading = prepared.readings[0]
-        figure = _curve_figure(
-            reading.describe(), curves, [(reading.statistic, _point_curve(curves, "reading"))], ("peak", float(peak.observed()), peak),
-            reading.statistic, "mean over the evaluation samples at each checkpoint",
-        )
-        return CorpusMeasurement(stats, [replace(figure, source=self.name)], list(curves.notes))
+        return self.one_reading_conclusion(prepared, curves, "peak")
 
 
 # -- logit PCA ----------------------------------------------------------------------------------------
@@ -483,10 +483,11 @@ class LogitPCA(_SeriesCheck):
         }
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
-        stats = self.statistics_of(prepared, curves)
+        measured = self.statistics_of(prepared, curves)
+        stats, blocks, _ = measured
         k, share = prepared.state["components"], prepared.state["min_share"]
-        losses = np.nan_to_num(np.transpose(curves.values["losses"], (1, 0, 2)))
-        gram = gram_contributions(losses).mean(axis=0).reshape(1, len(curves.positions), -1)
+        contributions = next(block.contributions["losses"] for block in blocks if "losses" in block.contributions)
+        gram = contributions.mean(axis=0).reshape(1, len(curves.positions), -1)  # the observed Gram matrix
         coords = pca_trajectory(gram, k)[0]
         turns = sharpest_turn(coords[None], curves.positions, min_share=share)
         angles = np.where(np.isfinite(turns["angles"][0]), turns["angles"][0], np.nan)
@@ -499,7 +500,7 @@ class LogitPCA(_SeriesCheck):
             "each point is a checkpoint's per-token losses projected on the top two principal components (classical MDS), in training order",
             self.name,
         )
-        kink = self.located(prepared, curves, stats, "kink_at")
+        kink = self.located(measured, "kink_at")
         turning = _curve_figure(
             "turning angle", replace(curves, positions=curves.positions[1:-1]), [("angle (degrees)", angles)],
             ("sharpest turn", float(kink.observed()), kink), "degrees",
@@ -573,7 +574,7 @@ class Coincide(_SeriesCheck):
         }
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
-        stats = self.statistics_of(prepared, curves)
+        stats, _, _ = self.statistics_of(prepared, curves)
         figures = []
         for key in ("first", "second"):
             check, inner, _ = prepared.state["events"][key]

@@ -29,8 +29,10 @@ import numpy as np
 import torch
 
 from interp_checks.checks.base import MODEL, Activations, CheckError, ModelShape, Needs, Prepared, register
+from interp_checks.checks.compare import mean_over
 from interp_checks.inputs.generators import InputBatch
 from interp_checks.inputs.token_sets import TokenSetError, parse_where, select
+from interp_checks.runner import next_token_logprobs
 
 __all__ = ["LossCheck"]
 
@@ -49,20 +51,12 @@ def _answer_losses(logits: torch.Tensor, batch: InputBatch) -> tuple[np.ndarray,
 
 def _token_losses(logits: torch.Tensor, batch: InputBatch) -> tuple[np.ndarray, np.ndarray]:
     """(loss, correct) at every position p (predicting token p from those before it); NaN at p = 0
-    and on padding."""
-    shifted = logits[:, :-1].float()
-    target = torch.as_tensor(batch.tokens, device=shifted.device)[:, 1:].long()
-    loss = (torch.logsumexp(shifted, dim=-1) - shifted.gather(-1, target[..., None])[..., 0]).cpu().double().numpy()
-    correct = (shifted.argmax(-1) == target).cpu().double().numpy()
-    pad = np.full((loss.shape[0], 1), np.nan)
-    valid = batch.valid
-    loss, correct = np.concatenate([pad, loss], axis=1), np.concatenate([pad, correct], axis=1)
-    return np.where(valid, loss, np.nan), np.where(valid, correct, np.nan)
-
-
-def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(mask, values, 0.0).sum(axis=1) / mask.sum(axis=1)
+    and on padding. The loss is ``runner.next_token_logprobs``'s, negated."""
+    loss = -next_token_logprobs(logits, batch.tokens)
+    target = torch.as_tensor(batch.tokens, device=logits.device)[:, 1:].long()
+    correct = (logits[:, :-1].argmax(-1) == target).cpu().double().numpy()
+    correct = np.concatenate([np.full((correct.shape[0], 1), np.nan), correct], axis=1)
+    return np.where(batch.valid, loss, np.nan), np.where(batch.valid, correct, np.nan)
 
 
 class LossCheck:
@@ -115,7 +109,7 @@ class LossCheck:
             mask = select(state["where"], batch)
         except TokenSetError as error:
             raise CheckError(str(error)) from None
-        out["loss"], out["accuracy"] = _masked_mean(losses, mask), _masked_mean(correct, mask)
+        out["loss"], out["accuracy"] = mean_over(losses, mask), mean_over(correct, mask)
         n_pos = losses.shape[1]
         early, late = (p if p >= 0 else n_pos + p for p in (state["early"], state["late"]))
         if not 1 <= early < n_pos or not 1 <= late < n_pos:

@@ -305,7 +305,7 @@ def _effect_against_nulls(estimate: float, nulls: Mapping[str, float], notes: li
 
 def _why_no_inference(n: int, estimate: float, sampled: str = "documents") -> str | None:
     if n < 2:
-        return f"{n} of {sampled}: a bootstrap over {sampled} needs at least 2"
+        return f"{sampled}: {n}; a bootstrap over {sampled} needs at least 2"
     if not math.isfinite(estimate):
         return "the statistic is undefined on these tokens (NaN)"
     return None
