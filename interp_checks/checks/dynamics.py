@@ -332,14 +332,14 @@ class Grokking(_SeriesCheck):
         return {"train": "mean", "test": "mean"}, functions
 
     def conclude(self, prepared: Prepared, curves: SeriesCurves) -> CorpusMeasurement:
-        stats, _, _ = self.statistics_of(prepared, curves)
+        measured = self.statistics_of(prepared, curves)
+        stats = measured[0]
         metric, level = prepared.state["metric"], prepared.state["level"]
-        located = stats.get("test_step")
-        marker_value = float(located.observed()) if located is not None else math.nan
+        located = self.located(measured, "test_step")
         figure = _curve_figure(
             f"train and test {metric}", curves,
             [("train", _point_curve(curves, "train")), ("test", _point_curve(curves, "test"))],
-            ("test reaches the level", marker_value, located) if located is not None else None, metric,
+            ("test reaches the level", float(located.observed()), located), metric,
             f"mean {metric} over the train and test evaluation samples at each checkpoint",
             [{"value": level, "label": f"level {level:g}"}],
         )

@@ -166,3 +166,9 @@ def test_the_circuit_reading_joins_a_coincide_claim_as_a_fixed_curve(series):
     result = judged(claim("coincide", series["trained"], {"lead": "between -400 400"}, first=gini_rises, second=loss_falls))
     assert result.outcome != "error"
     assert "evaluation samples" in result.expectations[0].evaluation.ci_method  # the loss curve is resampled; the weights' is fixed
+
+
+def test_a_grokking_picture_marks_where_the_test_metric_reaches_the_level_even_when_only_the_delay_is_claimed(series):
+    result = judged(claim("grokking", series["trained"], {"delay_ratio": ">= 2"}, train=TRAIN, test=TEST))
+    [figure] = [f for f in result.figures if f.kind == "line"]
+    assert figure.data["markers"][0]["label"] == "test reaches the level"
